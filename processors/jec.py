@@ -1,0 +1,198 @@
+"""The standard L1FastJet + L2Relative baseline with coffea's jetmet_tools.
+
+A ``JECConfig`` names the correction files (JEC text files, or one correctionlib
+JSON with the era and algorithm); ``build_jec_stack`` turns it into a
+``JECStack`` (or ``CorrectionLibJECStack``) for ``CorrectedJetsFactory``.
+Stacks are built once per process and cached, so pickled processors stay small.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from processors.execution import BadInputError
+
+#: what CorrectedJetsFactory calls each jet column in our jet tables
+JEC_NAME_MAP = {
+    "JetPt": "pt",
+    "JetMass": "mass",
+    "JetEta": "eta",
+    "JetA": "area",
+    "ptRaw": "pt_raw",
+    "massRaw": "mass_raw",
+    "Rho": "rho",
+    "ptGenJet": "pt_gen",
+}
+
+
+@dataclass(frozen=True)
+class JECConfig:
+    """Where the baseline corrections come from.
+
+    Either ``text_files`` (one JEC text file per level, applied in order) or
+    ``correctionlib`` (a JSON file) with ``era`` (e.g. ``Summer22_22Sep2023_V3_MC``),
+    ``algorithm`` (e.g. ``AK4PFPuppi``) and ``levels``.
+    """
+
+    text_files: tuple[str, ...] = ()
+    correctionlib: str | None = None
+    era: str | None = None
+    algorithm: str | None = None
+    levels: tuple[str, ...] = ("L1FastJet", "L2Relative")
+    name: str = "L1L2"
+    source: str = field(default="", compare=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "", base: Path | None = None) -> "JECConfig":
+        """Build from a mapping (the ``jec:`` block of a YAML config); paths relative to ``base``."""
+        if not isinstance(raw, dict):
+            raise BadInputError(f"{source or 'JEC config'}: 'jec' must be a mapping, got {type(raw).__name__}")
+        known = {"text_files", "correctionlib", "era", "algorithm", "levels", "name"}
+        unknown = set(raw) - known
+        if unknown:
+            raise BadInputError(f"{source or 'JEC config'}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+
+        def resolve(p: str) -> str:
+            pp = Path(os.path.expandvars(str(p)))
+            return str(pp if pp.is_absolute() or base is None else (base / pp))
+
+        cfg = cls(
+            text_files=tuple(resolve(p) for p in raw.get("text_files", ()) or ()),
+            correctionlib=resolve(raw["correctionlib"]) if raw.get("correctionlib") else None,
+            era=raw.get("era"),
+            algorithm=raw.get("algorithm"),
+            levels=tuple(raw.get("levels", ("L1FastJet", "L2Relative"))),
+            name=str(raw.get("name", "L1L2")),
+            source=source,
+        )
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "JECConfig":
+        """Read a YAML file whose top level (or ``jec:`` block) is the JEC config."""
+        import yaml
+
+        path = Path(path)
+        if not path.exists():
+            raise BadInputError(f"{path}: JEC config file does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise BadInputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if isinstance(raw, dict) and "jec" in raw:
+            raw = raw["jec"]
+        return cls.from_dict(raw or {}, source=str(path), base=path.parent)
+
+    def validate(self) -> None:
+        """Every file named exists; exactly one source is given."""
+        where = self.source or "JEC config"
+        if bool(self.text_files) == bool(self.correctionlib):
+            raise BadInputError(f"{where}: give either 'text_files' or 'correctionlib', not both or neither")
+        for f in self.text_files + ((self.correctionlib,) if self.correctionlib else ()):
+            if not Path(f).exists():
+                raise BadInputError(f"{f}: JEC file does not exist (named in {where})")
+        if self.correctionlib and not (self.era and self.algorithm):
+            raise BadInputError(f"{where}: a correctionlib JEC needs 'era' and 'algorithm'")
+
+
+def _text_stack(files: tuple[str, ...]):
+    from coffea.jetmet_tools import JECStack
+    from coffea.lookup_tools import extractor
+
+    ext = extractor()
+    try:
+        ext.add_weight_sets([f"* * {f}" for f in files])
+        ext.finalize()
+    except Exception as err:
+        raise BadInputError(f"{', '.join(files)}: cannot be read as JEC text files ({err})") from None
+    evaluator = ext.make_evaluator()
+    names = [jec_name(f) for f in files]
+    return JECStack({n: evaluator[n] for n in names})
+
+
+def jec_name(path: str) -> str:
+    """The correction name coffea's extractor gives a JEC text file (basename, no extensions)."""
+    return os.path.basename(path).replace(".gz", "").split(".")[0]
+
+
+class SequentialCorrectionLibJEC:
+    """Levels from a correctionlib JSON applied one after the other, as FactorizedJetCorrector does.
+
+    Each level is evaluated at the pT already corrected by the levels before it;
+    the result is the total factor. Duck-types ``FactorizedJetCorrector`` for
+    ``CorrectedJetsFactory``.
+    """
+
+    def __init__(self, corrections: list):
+        self._corrections = corrections
+        sig: list[str] = []
+        for c in corrections:
+            sig += [i.name for i in c.inputs if i.name not in sig]
+        self._signature = sig
+
+    @property
+    def signature(self) -> list[str]:
+        return self._signature
+
+    def getCorrection(self, **kwargs):  # noqa: N802 (coffea's name)
+        pt = kwargs["JetPt"]
+        counts = ak.num(pt) if isinstance(pt, ak.Array) and pt.ndim > 1 else None
+        flat = {k: np.asarray(ak.flatten(v) if counts is not None else v, dtype=np.float64) for k, v in kwargs.items()}
+        total = np.ones_like(flat["JetPt"])
+        current = flat["JetPt"].copy()
+        for c in self._corrections:
+            args = [current if i.name == "JetPt" else flat[i.name] for i in c.inputs]
+            factor = np.asarray(c.evaluate(*args))
+            total = total * factor
+            current = current * factor
+        return ak.unflatten(total, counts) if counts is not None else total
+
+
+def _correctionlib_stack(cfg: JECConfig):
+    import correctionlib
+    from coffea.jetmet_tools import CorrectionLibJECStack
+
+    try:
+        cset = correctionlib.CorrectionSet.from_file(cfg.correctionlib)
+    except Exception as err:
+        raise BadInputError(f"{cfg.correctionlib}: cannot be read as a correctionlib file ({err})") from None
+    corrections = []
+    for level in cfg.levels:
+        key = f"{cfg.era}_{level}_{cfg.algorithm}"
+        if key not in cset:
+            raise BadInputError(f"{cfg.correctionlib}: no correction named {key!r}")
+        corrections.append(cset[key])
+    return CorrectionLibJECStack(jec=SequentialCorrectionLibJEC(corrections))
+
+
+_STACKS: dict[JECConfig, object] = {}
+
+
+def build_jec_stack(cfg: JECConfig):
+    """The (cached, per process) jetmet_tools stack for a config."""
+    if cfg not in _STACKS:
+        cfg.validate()
+        _STACKS[cfg] = _text_stack(cfg.text_files) if cfg.text_files else _correctionlib_stack(cfg)
+    return _STACKS[cfg]
+
+
+def build_jet_factory(cfg: JECConfig):
+    """``CorrectedJetsFactory`` over our jet-table column names."""
+    from coffea.jetmet_tools import CorrectedJetsFactory
+
+    return CorrectedJetsFactory(JEC_NAME_MAP, build_jec_stack(cfg))
+
+
+def l1l2_pt(jet_table: ak.Array, cfg: JECConfig) -> ak.Array:
+    """Baseline-corrected pT (GeV) of a jet table with pt_raw, mass_raw, eta, area, rho.
+
+    ``jet_table`` is jagged (events x jets) with the fields of ``JEC_NAME_MAP``;
+    pt and mass start as the raw values, the factory applies every level.
+    """
+    corrected = build_jet_factory(cfg).build(jet_table)
+    return corrected["pt"]

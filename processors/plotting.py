@@ -1,0 +1,163 @@
+"""``runner.py plot OUTPUT``: response, resolution and flavour figures with mplhep.
+
+Figures per |eta_gen| bin: median response and resolution (IQR / median) versus
+pt_gen for every correction (with a ratio panel to the L1L2 baseline when it
+is there), and flavour medians versus pt_gen for every correction. PNG and PDF.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from processors.execution import BadInputError
+
+FLAVOUR_LABELS = {"uds": "uds", "c": "c", "b": "b", "g": "gluon"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("output", help="a .coffea file written by runner.py run")
+    parser.add_argument("--out", default=None, help="figure folder (default: next to the output, <name>_plots)")
+    parser.add_argument("--baseline", default="L1L2", help="correction the ratio panels divide by")
+
+
+def load_output(path: str | Path) -> dict:
+    """The accumulated output of ``runner.py run`` (clear error for a bad file)."""
+    from coffea.util import load
+
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"{path}: output file does not exist")
+    try:
+        out = load(str(path))
+    except Exception as err:
+        raise BadInputError(f"{path}: not a caliber output file ({type(err).__name__}: {err})") from None
+    if not isinstance(out, dict):
+        raise BadInputError(f"{path}: not a caliber output file (holds {type(out).__name__})")
+    return out
+
+
+def _eta_bins(h) -> list[tuple[float, float]]:
+    e = list(h.axes["abs_eta_gen"].edges)
+    return list(zip(e[:-1], e[1:]))
+
+
+def _save(fig, folder: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "pdf"):
+        p = folder / ext / f"{stem}.{ext}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, dpi=120 if ext == "png" else None)
+        paths.append(p)
+    return paths
+
+
+def plot_response_and_resolution(h, folder: Path, baseline: str = "L1L2") -> list[Path]:
+    """Median response and resolution versus pt_gen, one figure pair per |eta_gen| bin."""
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    from processors.metrics import pt_binned
+
+    mplhep.style.use("CMS")
+    corrections = list(h.axes["correction"])
+    written = []
+    for lo, hi in _eta_bins(h):
+        curves = {c: pt_binned(h, c, abs_eta=(lo, hi)) for c in corrections}
+        for quantity, ylabel, ylim in (("median", "Median response", (0.6, 1.3)),
+                                       ("resolution", "Resolution (IQR / median)", (0.0, 0.6))):
+            has_ratio = baseline in curves and len(curves) > 1
+            fig, axes = plt.subplots(2 if has_ratio else 1, 1, figsize=(9, 9 if has_ratio else 7), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1]} if has_ratio else None, squeeze=False)
+            ax = axes[0, 0]
+            for c, cur in curves.items():
+                ax.plot(cur["centres"], cur[quantity], marker="o", ms=4, label=c)
+            if quantity == "median":
+                ax.axhline(1.0, color="grey", ls="--", lw=1)
+            ax.set_xscale("log")
+            ax.set_xlim(20, 3000)
+            ax.set_ylabel(ylabel)
+            ax.set_ylim(*ylim)
+            ax.legend(title=rf"${lo:g} < |\eta_{{gen}}| < {hi:g}$", fontsize=14)
+            if has_ratio:
+                rax = axes[1, 0]
+                base = curves[baseline][quantity]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    for c, cur in curves.items():
+                        rax.plot(cur["centres"], cur[quantity] / base, marker="o", ms=3)
+                rax.axhline(1.0, color="grey", ls="--", lw=1)
+                rax.set_ylabel(f"/ {baseline}", fontsize=16)
+                rax.set_ylim(0.6, 1.2)
+            axes[-1, 0].set_xlabel(r"$p_{T}^{gen}$ [GeV]")
+            written += _save(fig, folder, f"{quantity}_eta{lo:g}-{hi:g}".replace(".", "p"))
+            plt.close(fig)
+    return written
+
+
+def plot_flavour(h, folder: Path) -> list[Path]:
+    """Median response per flavour versus pt_gen, one figure per correction and |eta_gen| bin."""
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    from processors.metrics import pt_binned
+
+    mplhep.style.use("CMS")
+    written = []
+    for c in h.axes["correction"]:
+        for lo, hi in _eta_bins(h):
+            fig, ax = plt.subplots(figsize=(9, 7))
+            for f, label in FLAVOUR_LABELS.items():
+                cur = pt_binned(h, c, abs_eta=(lo, hi), flavours=[f])
+                ax.plot(cur["centres"], cur["median"], marker="o", ms=4, label=label)
+            ax.axhline(1.0, color="grey", ls="--", lw=1)
+            ax.set_xscale("log")
+            ax.set_xlim(20, 3000)
+            ax.set_xlabel(r"$p_{T}^{gen}$ [GeV]")
+            ax.set_ylabel("Median response")
+            ax.set_ylim(0.6, 1.3)
+            ax.legend(title=rf"{c}, ${lo:g} < |\eta_{{gen}}| < {hi:g}$", fontsize=14)
+            written += _save(fig, folder, f"flavour_{c}_eta{lo:g}-{hi:g}".replace(".", "p"))
+            plt.close(fig)
+    return written
+
+
+def plot_reco_pt(h, folder: Path) -> list[Path]:
+    """Reco-level corrected pT spectra (the view that also exists for collision data)."""
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    mplhep.style.use("CMS")
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for c in h.axes["correction"]:
+        mplhep.histplot(h[{"correction": c, "abs_eta": sum}], ax=ax, label=c)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend()
+    paths = _save(fig, folder, "reco_pt")
+    plt.close(fig)
+    return paths
+
+
+def make_plots(out: dict, folder: Path, baseline: str = "L1L2") -> list[Path]:
+    """Every figure the output supports; returns the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "reco_pt" in out:
+        written += plot_reco_pt(out["reco_pt"], folder)
+    h = out.get("response")
+    if h is not None and h.sum() > 0:
+        written += plot_response_and_resolution(h, folder, baseline)
+        written += plot_flavour(h, folder)
+    return written
+
+
+def main(args: argparse.Namespace) -> int:
+    out = load_output(args.output)
+    folder = Path(args.out) if args.out else Path(args.output).with_suffix("").parent / (Path(args.output).stem + "_plots")
+    written = make_plots(out, folder, args.baseline)
+    print(f"wrote {len(written)} figures ({len(written) // 2} PNG + PDF) to {folder}")
+    return 0

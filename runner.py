@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""caliber command line: ``runner.py COMMAND [options]``.
+
+Each command lives in its own module, imported only when it is asked for, so
+``runner.py plot`` does not pay for importing TensorFlow. A command module
+provides ``add_arguments(parser)`` and ``main(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("processors.run_cli", "run a processor (jets, electrons) over a fileset and save histograms"),
+    "collect": ("processors.collect", "write training shards (parquet) of features and targets"),
+    "plot": ("processors.plotting", "draw response, resolution and flavour figures from an output file"),
+    "report": ("processors.report", "print and write the model-versus-L1L2 metrics of an output file"),
+    "generate": ("samples.cli", "generate PFNano-layout samples (Pythia 8 + FastJet + detector)"),
+    "derive-jec": ("samples.derive_jec", "derive L1FastJet + L2Relative text files for the detector"),
+    "train": ("models.train", "train a jet (or electron) regression from collected shards"),
+    "bench": ("bench.cli", "benchmarks that print throughput figures"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s module is imported."""
+    parser = argparse.ArgumentParser(prog="runner.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[args.command][0])
+    from processors.execution import BadInputError
+
+    try:
+        return int(module.main(args) or 0)
+    except BadInputError as err:
+        print(f"caliber {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
