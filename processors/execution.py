@@ -29,6 +29,9 @@ def add_executor_arguments(parser: argparse.ArgumentParser, default_workers: int
     g.add_argument("--workers", type=int, default=default_workers, help="processes / dask workers / condor jobs")
     g.add_argument("--site", default="generic", help="condor site preset (condor/sites/*.yaml) or a YAML path")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--gpu-resource", action="store_true",
+                   help="dask/condor: workers declare the resource GPU=1 and chunks ask for it, so inference "
+                        "lands on GPU workers (each worker then runs one chunk at a time)")
 
 
 # --------------------------------------------------------------------------- filesets
@@ -142,9 +145,16 @@ def _worker_setup() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _task_resources(gpu: bool):
+    """A dask annotation asking for one GPU per task, or nothing."""
+    import dask
+
+    return dask.annotate(resources={"GPU": 1}) if gpu else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str = "Processing",
-                  unit: str = "chunk", site: str = "generic", worker_resources: dict | None = None,
+                  unit: str = "chunk", site: str = "generic", gpu_resource: bool = False,
                   condor_options: dict | None = None) -> Iterator:
     """A coffea executor by name; the dask/condor cluster lives as long as the context.
 
@@ -165,11 +175,12 @@ def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str
 
         _worker_setup()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, resources=worker_resources)
+                               dashboard_address=None, resources={"GPU": 1} if gpu_resource else None)
         client = Client(cluster)
         try:
-            yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
-                                         treereduction=4, retries=0)
+            with _task_resources(gpu_resource):
+                yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
+                                             treereduction=4, retries=0)
         finally:
             client.close()
             cluster.close()
@@ -177,7 +188,8 @@ def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str
         from condor.cluster import condor_client
 
         with condor_client(workers=workers, site=site, **(condor_options or {})) as client:
-            yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
-                                         treereduction=4, retries=0)
+            with _task_resources(gpu_resource):
+                yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
+                                             treereduction=4, retries=0)
     else:
         raise BadInputError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

@@ -125,7 +125,7 @@ class JetResponseProcessor(processor.ProcessorABC):
     ----------
     jec : JECConfig or None
         The baseline; None fills only ``raw`` (and the models).
-    models : list of models.inference.ModelSpec, optional
+    models : list of processors.dnn.ModelSpec, optional
         DNN corrections, each a row of the histogram named after the model.
     min_pt_raw : float
         Jets below this raw pT (GeV) are not used.
@@ -175,7 +175,7 @@ class JetResponseProcessor(processor.ProcessorABC):
         if self.jec is not None:
             out[self.jec.name] = l1l2_pt(table, self.jec)
         if self.models:
-            from models.inference import model_corrected_pt
+            from processors.dnn import model_corrected_pt
 
             for spec in self.models:
                 out[spec.name] = model_corrected_pt(spec, events, jets, table.pt_raw)

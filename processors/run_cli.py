@@ -60,7 +60,7 @@ def _load_jec(args, skipped: list[dict]):
 def _load_models(args, skipped: list[dict]) -> list:
     if not args.model:
         return []
-    from models.inference import ModelSpec
+    from processors.dnn import ModelSpec
 
     specs = []
     for item in args.model:
@@ -88,12 +88,14 @@ def build_processor(args, skipped: list[dict]):
 
 def run_fileset(fileset: dict, proc, *, executor: str = "dask", workers: int = 2, chunksize: int = 50_000,
                 max_chunks: int | None = None, skip_bad_files: bool = False, status: bool = True,
-                site: str = "generic", condor_opts: dict | None = None) -> tuple[dict, dict]:
+                site: str = "generic", condor_opts: dict | None = None,
+                gpu_resource: bool = False) -> tuple[dict, dict]:
     """Run ``proc`` over a checked fileset; returns (output, metrics)."""
     from coffea import processor
     from coffea.nanoevents import PFNanoAODSchema
 
-    with make_executor(executor, workers, status=status, site=site, condor_options=condor_opts) as ex:
+    with make_executor(executor, workers, status=status, site=site, condor_options=condor_opts,
+                       gpu_resource=gpu_resource) as ex:
         runner = processor.Runner(executor=ex, chunksize=chunksize, maxchunks=max_chunks,
                                   skipbadfiles=skip_bad_files, schema=PFNanoAODSchema, savemetrics=True)
         with warnings.catch_warnings():
@@ -147,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
     out, metrics = run_fileset(check.fileset, proc, executor=args.executor, workers=args.workers,
                                chunksize=args.chunksize, max_chunks=args.max_chunks,
                                skip_bad_files=args.skip_bad_files, status=not args.no_progress,
-                               site=args.site, condor_opts=condor_options(args))
+                               site=args.site, condor_opts=condor_options(args), gpu_resource=args.gpu_resource)
     seconds = time.perf_counter() - start
     out["skipped"] = skipped
     name = args.name or f"{args.processor}_{next(iter(fileset))}"

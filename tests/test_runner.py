@@ -116,3 +116,41 @@ def test_hist_quantiles_match_numpy():
     q = hist_quantiles(counts, edges, [0.25, 0.5, 0.75])
     np.testing.assert_allclose(q, np.quantile(x, [0.25, 0.5, 0.75]), atol=1e-3)
     assert np.isnan(hist_quantiles(np.zeros(10), np.linspace(0, 1, 11), [0.5])[0])
+
+
+def test_report_against_baseline(shared_data, tmp_path, capsys):
+    from processors.metrics import flavour_medians, flavour_spread, summarize
+
+    out_path = tmp_path / "tt.coffea"
+    assert cli("run", "--fileset", str(shared_data / "cms" / "nano_tt_v12.root"), "--jec", JEC_YAML,
+               "--executor", "iterative", "--output", str(out_path), "--no-progress") == 0
+    assert cli("report", str(out_path), "--out", str(tmp_path / "rep"), "--bootstrap", "50") == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    from coffea.util import load
+
+    h = load(str(out_path))["response"]
+    raw = summarize(h, "raw", abs_eta=(0.0, 2.5), pt_gen=(30.0, None))
+    l1l2 = summarize(h, "L1L2", abs_eta=(0.0, 2.5), pt_gen=(30.0, None))
+    assert rep["pooled"]["raw"]["barrel+endcap"]["median"] == pytest.approx(raw.median)
+    assert rep["pooled"]["L1L2"]["barrel+endcap"]["resolution"] == pytest.approx(l1l2.resolution)
+    assert raw.median < 0.97 < l1l2.median  # Summer22 L2Relative raises the PUPPI response towards 1
+    assert rep["pooled"]["L1L2"]["barrel+endcap"]["median_err"] > 0
+    spread = flavour_spread(flavour_medians(h, "raw", abs_eta=(0.0, 2.5), pt_gen=(30.0, None)))
+    assert rep["flavour"]["raw"]["spread"] == pytest.approx(spread)
+    assert rep["comparison"]["raw"]["improvement_barrel+endcap"] == pytest.approx(1 - raw.resolution / l1l2.resolution)
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| L1L2 |" in md and "improvement vs L1L2" in md
+
+
+def test_gpu_resource_annotation_reaches_the_scheduler():
+    from processors.execution import make_executor
+
+    with make_executor("dask", 1, status=False, gpu_resource=True) as ex:
+        fut = ex.client.submit(lambda x: x + 1, 1, pure=False)
+        assert fut.result() == 2
+        restrictions = ex.client.run_on_scheduler(
+            lambda dask_scheduler: [ts.resource_restrictions for ts in dask_scheduler.tasks.values()])
+        workers = ex.client.run_on_scheduler(
+            lambda dask_scheduler: [ws.resources for ws in dask_scheduler.workers.values()])
+    assert {"GPU": 1} in restrictions
+    assert workers == [{"GPU": 1}]
