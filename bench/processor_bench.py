@@ -1,0 +1,121 @@
+"""Processor throughput as a ratio to a bare uproot read of the same columns, in one run.
+
+For each configuration (baseline only, baseline + each model) the jet response
+processor runs on one core (iterative executor) over the fileset; the columns
+coffea actually read (from the Runner's metrics) are then read again with bare
+uproot from the same files, and the two rates are printed side by side.
+Inference alone (features prepared, ``model.predict`` only) is timed in jets/s.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def branches_from_metrics(columns) -> list[str]:
+    """coffea's column keys ('Jet_pt-data', 'nJet-offsets') to branch names."""
+    out = set()
+    for c in columns:
+        name, _, kind = c.rpartition("-")
+        out.add(name if name else c)
+    return sorted(out)
+
+
+def bare_uproot_read(fileset: dict, branches: list[str]) -> tuple[int, float]:
+    """(events, seconds) to read ``branches`` from every file of the fileset with uproot."""
+    import uproot
+
+    start = time.perf_counter()
+    n = 0
+    for entry in fileset.values():
+        for path, tree in entry["files"].items():
+            with uproot.open(path) as f:
+                t = f[tree]
+                present = [b for b in branches if b in t]
+                t.arrays(present, library="ak")
+                n += t.num_entries
+    return n, time.perf_counter() - start
+
+
+def time_processor(fileset: dict, proc, chunksize: int) -> tuple[int, float, list[str]]:
+    """(events, seconds, branches read) of one iterative run."""
+    from processors.run_cli import run_fileset
+
+    start = time.perf_counter()
+    out, metrics = run_fileset(fileset, proc, executor="iterative", workers=1, chunksize=chunksize, status=False)
+    seconds = time.perf_counter() - start
+    events = sum(c["events"] for c in out["cutflow"].values())
+    return events, seconds, branches_from_metrics(metrics.get("columns", []))
+
+
+def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3) -> tuple[int, float]:
+    """(jets, best seconds) of model prediction alone on the features of the fileset's jets."""
+    import warnings
+
+    from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
+
+    from models.inference import predict_log_correction
+    from processors.dnn import cached_model
+    from processors.features import jet_features
+    from processors.jets import JetResponseProcessor
+
+    path, tree = next(iter(next(iter(fileset.values()))["files"].items()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        events = NanoEventsFactory.from_root({path: tree}, schemaclass=PFNanoAODSchema, mode="eager",
+                                            entry_stop=max_events).events()
+    jets, _ = JetResponseProcessor().select_jets(events)
+    features = jet_features(events, jets)
+    model = cached_model(spec)
+    n = len(features["globals"])
+    predict_log_correction(model, features, batch_size=spec.batch_size)  # warm-up
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        predict_log_correction(model, features, batch_size=spec.batch_size)
+        best = min(best, time.perf_counter() - start)
+    return n, best
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fileset", nargs="+", required=True)
+    parser.add_argument("--jec", default=None)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--chunksize", type=int, default=50_000)
+    parser.add_argument("--batch-size", type=int, default=4096)
+
+
+def main(args: argparse.Namespace) -> int:
+    from processors.dnn import ModelSpec
+    from processors.execution import check_fileset, load_fileset
+    from processors.jec import JECConfig
+    from processors.jets import JetResponseProcessor
+
+    fileset = check_fileset(load_fileset(args.fileset), False).fileset
+    jec = JECConfig.from_yaml(args.jec) if args.jec else None
+    specs = []
+    for item in args.model:
+        name, _, path = item.rpartition("=")
+        specs.append(ModelSpec.from_path(path, name=name or None, batch_size=args.batch_size))
+    import tensorflow as tf
+
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    configs = [("baseline only", JetResponseProcessor(jec=jec))]
+    configs += [(f"baseline + {s.name}", JetResponseProcessor(jec=jec, models=[s])) for s in specs]
+    # warm-up: imports, JEC stack and model loading happen once per process, not per chunk
+    for _, proc in configs:
+        time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=1000)
+
+    print(f"processor throughput on one core (iterative executor), inference device: {device}")
+    print(f"{'configuration':28s} {'events':>8s} {'proc ev/s':>10s} {'uproot ev/s':>12s} {'ratio':>7s}")
+    for label, proc in configs:
+        events, seconds, branches = time_processor(fileset, proc, args.chunksize)
+        n_bare, t_bare = bare_uproot_read(fileset, branches)
+        rate, bare = events / seconds, n_bare / t_bare
+        print(f"{label:28s} {events:8d} {rate:10.0f} {bare:12.0f} {rate / bare:7.3f}   ({len(branches)} branches)")
+    for s in specs:
+        n, t = time_inference(fileset, s)
+        print(f"inference alone {s.name:12s} {n:8d} jets  {n / t:10.0f} jets/s  (batch {s.batch_size}, {device})")
+    return 0
