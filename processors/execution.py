@@ -187,7 +187,8 @@ def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str
     elif name == "condor":
         from condor.cluster import condor_client
 
-        with condor_client(workers=workers, site=site, **(condor_options or {})) as client:
+        # gpu_resource: the jobs request a GPU and their workers carry the dask resource GPU=1
+        with condor_client(workers=workers, site=site, gpu=gpu_resource, **(condor_options or {})) as client:
             with _task_resources(gpu_resource):
                 yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
                                              treereduction=4, retries=0)

@@ -1,0 +1,475 @@
+"""Jagged constituent features of jets (DESIGN section 4), from PFNano and from ml-jec-vars.
+
+Every jet gets four blocks of float32 features, in the order of ``FEATURE_NAMES``:
+
+- ``globals`` (one row per jet): raw pT, log raw pT, eta, phi, raw mass, area, rho, nPV,
+  multiplicity, pT_D and sigma2;
+- ``charged`` / ``neutral`` (one row per PF candidate of the jet): kinematics, the
+  kinematics relative to the jet, track quality, one-hot pdgId and PV association;
+- ``sv`` (one row per secondary vertex of the jet): kinematics, relative kinematics,
+  mass, flight distance and its significance, track count.
+
+Both readers (``jet_features`` on NanoEvents in the PFNano layout, ``read_mljec`` on the
+flat ml-jec-vars ``Jets`` tree) fill the same intermediate (per-jet numpy columns plus
+per-candidate flat columns with per-jet counts) and share ``assemble_features``, so the
+two give the same layout by construction.
+
+Definitions (angles in rad, momenta in GeV):
+
+- ``dpt = pt / pt_raw_jet`` (relative to the RAW jet pT: the constituents sum to it);
+- ``deta = sign(eta_jet) * (eta - eta_jet)`` with sign(0) = +1;
+- ``dphi = (phi - phi_jet + pi) mod 2 pi - pi`` (wrapped to [-pi, pi));
+- ``pt_d = sqrt(sum pt_i^2) / sum pt_i`` over all PF constituents (0 for a jet without any);
+- ``sigma2``: with weights ``w_i = pt_i^2`` and the w-weighted covariance matrix
+  ``C = [[var(deta), cov(deta, dphi)], [cov, var(dphi)]]`` of the constituents (about their
+  w-weighted centroid), ``sigma2 = sqrt(lambda_min(C))``, the length of the minor axis
+  (the CMS quark-gluon "axis2"); 0 for a jet with fewer than two constituents.
+
+Categorical features: charged one-hot of |pdgId| in (211, 11, 13); neutral one-hot of
+pdgId in (22 photon, 130 neutral hadron, 1 HF hadron, 2 HF EM); charged one-hot of
+``pvAssocQuality`` in ``PV_ASSOC_VALUES``. ``lost_inner_hits`` is the NanoAOD value
+(-1 hit in the first pixel layer, 0 none lost, 1 one lost, 2 more), ``track_chi2`` the
+normalised track chi2 (NanoAOD writes -1 where a candidate has no track details).
+
+Optional inputs, 0 where the file lacks them: ``puppi_weight`` (PFCands_puppiWeight),
+``from_pv`` (PFCands_fromPV, absent from current PFNano), ``dz_significance`` (needs
+PFCands_dzErr). Missing or unusable values never give NaN: d0 / dz significances are 0
+where the uncertainty is not positive, and every output is finite.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import awkward as ak
+import numpy as np
+
+from processors.execution import BadInputError
+
+#: pdgId categories of charged candidates (|pdgId|): charged hadron, electron, muon
+CHARGED_PDGIDS = (211, 11, 13)
+#: pdgId categories of neutral candidates: photon, neutral hadron, HF hadron, HF EM
+NEUTRAL_PDGIDS = (22, 130, 1, 2)
+#: values of pat::PackedCandidate::PVAssociationQuality stored as ``pvAssocQuality``:
+#: 0 NotReconstructedPrimary, 1 OtherDeltaZ, 4 CompatibilityBTag, 5 CompatibilityDz,
+#: 6 UsedInFitLoose, 7 UsedInFitTight (other values give an all-zero one-hot)
+PV_ASSOC_VALUES = (0, 1, 4, 5, 6, 7)
+
+FEATURE_NAMES: dict[str, list[str]] = {
+    "globals": ["pt_raw", "log_pt_raw", "eta", "phi", "mass_raw", "area", "rho", "n_pv",
+                "multiplicity", "pt_d", "sigma2"],
+    "charged": ["pt", "eta", "phi", "dpt", "deta", "dphi", "d0", "d0_significance", "dz",
+                "dz_significance", "track_chi2", "lost_inner_hits", "puppi_weight", "from_pv",
+                "is_charged_hadron", "is_electron", "is_muon"]
+               + [f"pv_assoc_{v}" for v in PV_ASSOC_VALUES],
+    "neutral": ["pt", "eta", "phi", "dpt", "deta", "dphi", "puppi_weight",
+                "is_photon", "is_neutral_hadron", "is_hf_hadron", "is_hf_em"],
+    "sv": ["pt", "eta", "phi", "dpt", "deta", "dphi", "mass", "flight_distance",
+           "flight_significance", "n_tracks"],
+}
+COLLECTIONS = ("charged", "neutral", "sv")
+
+
+# --------------------------------------------------------------------------- pure physics
+
+def wrap_phi(dphi):
+    """Azimuthal difference wrapped to [-pi, pi) (rad); numpy or awkward."""
+    return (dphi + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def relative_kinematics(pt, eta, phi, jet_pt, jet_eta, jet_phi):
+    """(dpt, deta, dphi) of constituents relative to their jet (DESIGN section 4).
+
+    ``dpt = pt / jet_pt``, ``deta = sign(jet_eta) (eta - jet_eta)`` (sign(0) = +1),
+    ``dphi`` wrapped to [-pi, pi). Arguments broadcast (numpy or awkward); jet_pt > 0.
+    """
+    sign = (jet_eta >= 0) * 2.0 - 1.0
+    dpt = pt / jet_pt
+    return dpt, sign * (eta - jet_eta), wrap_phi(phi - jet_phi)
+
+
+def pt_d(pt: ak.Array) -> ak.Array:
+    """pT_D = sqrt(sum pt_i^2) / sum pt_i per jet (pt: jagged, jets x constituents); 0 without constituents."""
+    s1 = ak.sum(pt, axis=-1)
+    s2 = ak.sum(pt * pt, axis=-1)
+    return ak.where(s1 > 0, np.sqrt(s2) / ak.where(s1 > 0, s1, 1.0), 0.0)
+
+
+def sigma2(pt: ak.Array, deta: ak.Array, dphi: ak.Array) -> ak.Array:
+    """Minor axis sqrt(lambda_min) of the pt^2-weighted (deta, dphi) covariance per jet (rad).
+
+    The covariance is taken about the pt^2-weighted centroid (module docstring); jets with
+    no constituent or a zero total weight give 0.
+    """
+    w = pt * pt
+    sw = ak.sum(w, axis=-1)
+    norm = ak.where(sw > 0, sw, 1.0)
+    m_eta = ak.sum(w * deta, axis=-1) / norm
+    m_phi = ak.sum(w * dphi, axis=-1) / norm
+    a = ak.sum(w * deta * deta, axis=-1) / norm - m_eta * m_eta
+    c = ak.sum(w * dphi * dphi, axis=-1) / norm - m_phi * m_phi
+    b = ak.sum(w * deta * dphi, axis=-1) / norm - m_eta * m_phi
+    lam_min = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
+    return ak.where(sw > 0, np.sqrt(np.maximum(lam_min, 0.0)), 0.0)
+
+
+def one_hot(values: np.ndarray, categories: tuple[int, ...]) -> np.ndarray:
+    """(n, len(categories)) float32 one-hot of ``values``; a value in no category gives a zero row."""
+    values = np.asarray(values)
+    return (values[:, None] == np.asarray(categories)[None, :]).astype(np.float32)
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den where den > 0, else 0 (for significances d0/d0Err)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+# --------------------------------------------------------------------------- assembly
+
+@dataclass
+class JetTable:
+    """Per-jet inputs of the features (flat numpy, one entry per jet): GeV and rad."""
+
+    pt_raw: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    mass_raw: np.ndarray
+    area: np.ndarray
+    rho: np.ndarray
+    n_pv: np.ndarray
+
+
+@dataclass
+class Constituents:
+    """Flat per-candidate columns of one collection plus the number per jet.
+
+    ``columns`` holds the raw inputs (names below); ``counts[j]`` the entries of jet j,
+    stored jet after jet. ``has_direction`` is False where the format has no eta/phi
+    (then eta, phi, deta and dphi are 0).
+    """
+
+    columns: dict[str, np.ndarray]
+    counts: np.ndarray
+    has_direction: bool = True
+
+
+def _col(c: Constituents, name: str, default: float = 0.0) -> np.ndarray:
+    n = int(np.sum(c.counts))
+    value = c.columns.get(name)
+    if value is None:
+        return np.full(n, default, dtype=np.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
+def _relative(c: Constituents, jet: JetTable) -> dict[str, np.ndarray]:
+    """pt, eta, phi, dpt, deta, dphi of a collection, flat, as float64."""
+    jet_of = np.repeat(np.arange(len(c.counts)), c.counts)
+    pt = _col(c, "pt")
+    eta, phi = _col(c, "eta"), _col(c, "phi")
+    jet_pt = np.maximum(jet.pt_raw[jet_of].astype(np.float64), 1e-6)
+    dpt, deta, dphi = relative_kinematics(pt, eta, phi, jet_pt,
+                                          jet.eta[jet_of].astype(np.float64), jet.phi[jet_of].astype(np.float64))
+    if not c.has_direction:
+        eta, phi = np.zeros_like(pt), np.zeros_like(pt)
+        deta, dphi = np.zeros_like(pt), np.zeros_like(pt)
+    return {"pt": pt, "eta": eta, "phi": phi, "dpt": dpt, "deta": deta, "dphi": dphi}
+
+
+def _stack32(columns: list[np.ndarray], n_features: int) -> np.ndarray:
+    """Columns (1-D, or 2-D blocks such as one-hots) side by side as one (n, F) float32 matrix.
+
+    NaN and +-inf become 0: the last guard of the contract that every feature is finite.
+    """
+    n = len(columns[0])
+    out = np.empty((n, n_features), dtype=np.float32)
+    i = 0
+    for col in columns:
+        col = np.asarray(col)
+        width = 1 if col.ndim == 1 else col.shape[1]
+        out[:, i:i + width] = col.reshape(n, width)
+        i += width
+    if i != n_features:
+        raise ValueError(f"{i} feature columns for {n_features} names")
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _jagged(matrix: np.ndarray, counts: np.ndarray) -> ak.Array:
+    """(sum counts, F) float32 numpy -> (n_jets, var, F) awkward float32."""
+    inner = ak.from_numpy(matrix, regulararray=True)
+    return ak.unflatten(inner, np.asarray(counts, dtype=np.int64), axis=0)
+
+
+def assemble_features(jet: JetTable, charged: Constituents, neutral: Constituents,
+                      sv: Constituents) -> dict[str, ak.Array]:
+    """Feature blocks of ``FEATURE_NAMES`` from the per-jet and per-candidate inputs.
+
+    Input columns: charged ``pt eta phi pdgId d0 d0Err dz dzErr trkChi2 lostInnerHits
+    pvAssocQuality [puppiWeight] [fromPV]`` (``d0_significance`` replaces d0/d0Err when given);
+    neutral ``pt eta phi pdgId [puppiWeight]``;
+    sv ``pt eta phi mass dlen dlenSig ntracks``. Absent optional columns are 0.
+    """
+    out: dict[str, ak.Array] = {}
+
+    ch = _relative(charged, jet)
+    ch_pdg = np.abs(_col(charged, "pdgId")).astype(np.int64)
+    if "d0_significance" in charged.columns:
+        d0_significance = _col(charged, "d0_significance")
+    else:
+        d0_significance = safe_ratio(_col(charged, "d0"), _col(charged, "d0Err"))
+    ch_cols = [ch[k] for k in ("pt", "eta", "phi", "dpt", "deta", "dphi")] + [
+        _col(charged, "d0"), d0_significance,
+        _col(charged, "dz"), safe_ratio(_col(charged, "dz"), _col(charged, "dzErr")),
+        _col(charged, "trkChi2"), _col(charged, "lostInnerHits"),
+        _col(charged, "puppiWeight"), _col(charged, "fromPV"),
+    ]
+    ch_matrix = _stack32(ch_cols + [one_hot(ch_pdg, CHARGED_PDGIDS),
+                                    one_hot(_col(charged, "pvAssocQuality").astype(np.int64), PV_ASSOC_VALUES)],
+                         len(FEATURE_NAMES["charged"]))
+    out["charged"] = _jagged(ch_matrix, charged.counts)
+
+    ne = _relative(neutral, jet)
+    ne_pdg = np.abs(_col(neutral, "pdgId")).astype(np.int64)
+    ne_matrix = _stack32([ne[k] for k in ("pt", "eta", "phi", "dpt", "deta", "dphi")]
+                         + [_col(neutral, "puppiWeight"), one_hot(ne_pdg, NEUTRAL_PDGIDS)],
+                         len(FEATURE_NAMES["neutral"]))
+    out["neutral"] = _jagged(ne_matrix, neutral.counts)
+
+    s = _relative(sv, jet)
+    sv_matrix = _stack32([s[k] for k in ("pt", "eta", "phi", "dpt", "deta", "dphi")]
+                         + [_col(sv, "mass"), _col(sv, "dlen"), _col(sv, "dlenSig"), _col(sv, "ntracks")],
+                         len(FEATURE_NAMES["sv"]))
+    out["sv"] = _jagged(sv_matrix, sv.counts)
+
+    # all PF constituents of each jet, for multiplicity, pT_D and sigma2
+    pf_pt = ak.concatenate([ak.unflatten(ch["pt"], charged.counts), ak.unflatten(ne["pt"], neutral.counts)], axis=1)
+    pf_deta = ak.concatenate([ak.unflatten(ch["deta"], charged.counts), ak.unflatten(ne["deta"], neutral.counts)], axis=1)
+    pf_dphi = ak.concatenate([ak.unflatten(ch["dphi"], charged.counts), ak.unflatten(ne["dphi"], neutral.counts)], axis=1)
+    pt_raw = jet.pt_raw.astype(np.float64)
+    globals_ = _stack32([
+        pt_raw, np.log(np.maximum(pt_raw, 1e-3)), jet.eta, jet.phi, jet.mass_raw, jet.area, jet.rho, jet.n_pv,
+        np.asarray(charged.counts) + np.asarray(neutral.counts),
+        ak.to_numpy(pt_d(pf_pt)), ak.to_numpy(sigma2(pf_pt, pf_deta, pf_dphi)),
+    ], len(FEATURE_NAMES["globals"]))
+    out["globals"] = ak.from_numpy(globals_, regulararray=True)
+    return {k: out[k] for k in ("globals",) + COLLECTIONS}
+
+
+# --------------------------------------------------------------------------- PFNano reader
+
+#: branches ``jet_features`` needs: collection -> fields (``run``-like scalars under "")
+REQUIRED_BRANCHES: dict[str, tuple[str, ...]] = {
+    "Jet": ("pt", "eta", "phi", "mass", "rawFactor", "area"),
+    "PFCands": ("pt", "eta", "phi", "pdgId", "charge", "d0", "d0Err", "dz", "trkChi2",
+                "lostInnerHits", "pvAssocQuality"),
+    "JetPFCands": ("jetIdx", "pFCandsIdx"),
+    "SV": ("pt", "eta", "phi", "mass", "dlen", "dlenSig", "ntracks"),
+    "JetSVs": ("jetIdx", "sVIdx"),
+    "PV": ("npvs",),
+}
+#: optional PF candidate branches, 0 where absent
+OPTIONAL_PFCAND_BRANCHES = ("dzErr", "puppiWeight", "fromPV")
+
+
+def _source(events) -> str:
+    try:
+        return str(events.metadata.get("filename") or "events")
+    except Exception:  # plain awkward arrays have no metadata
+        return "events"
+
+
+def check_branches(events) -> None:
+    """Raise BadInputError naming the file and the first missing branch ``jet_features`` needs."""
+    fields = set(events.fields)
+    src = _source(events)
+    for coll, names in REQUIRED_BRANCHES.items():
+        if coll not in fields:
+            raise BadInputError(f"{src}: missing branch {coll}_{names[0]} (collection {coll} needed for jet features)")
+        have = set(events[coll].fields)
+        for name in names:
+            if name not in have:
+                raise BadInputError(f"{src}: missing branch {coll}_{name} (needed for jet features)")
+    if "fixedGridRhoFastjetAll" not in fields and not ("Rho" in fields and "fixedGridRhoFastjetAll" in events.Rho.fields):
+        raise BadInputError(f"{src}: missing branch fixedGridRhoFastjetAll (or Rho_fixedGridRhoFastjetAll)")
+
+
+def _flat(x) -> np.ndarray:
+    return ak.to_numpy(ak.flatten(x, axis=None))
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def selected_jet_index(events, jets) -> np.ndarray:
+    """Index (within its event's ``events.Jet``) of each jet of ``jets``, flat in ak.flatten order.
+
+    Jets are identified by their exact (eta, phi), which corrections never change.
+    """
+    if len(jets) != len(events):
+        raise ValueError(f"jets ({len(jets)} events) and events ({len(events)}) are not aligned")
+    all_jets = ak.zip({"eta": events.Jet.eta, "phi": events.Jet.phi, "idx": ak.local_index(events.Jet.eta)},
+                      with_name=None)
+    sel = ak.zip({"eta": jets.eta, "phi": jets.phi}, with_name=None)
+    pairs = ak.cartesian({"s": sel, "a": all_jets}, axis=1, nested=True)
+    same = (pairs.s.eta == pairs.a.eta) & (pairs.s.phi == pairs.a.phi)
+    idx = ak.firsts(pairs.a.idx[same], axis=2)
+    flat = ak.flatten(idx)
+    if ak.any(ak.is_none(flat)):
+        raise ValueError("some selected jets are not in events.Jet (jets must be a selection of events.Jet)")
+    return ak.to_numpy(flat).astype(np.int64)
+
+
+def _group(jet_global: np.ndarray, keep: np.ndarray, n_jets_total: int, wanted: np.ndarray):
+    """For association rows with global jet index ``jet_global`` (rows with ``keep``),
+    the row indices of the ``wanted`` global jets, jet after jet, and their counts."""
+    rows = np.nonzero(keep)[0]
+    g = jet_global[rows]
+    order = np.argsort(g, kind="stable")
+    rows, g = rows[order], g[order]
+    counts_all = np.bincount(g, minlength=n_jets_total)
+    starts_all = _offsets(counts_all)[:-1]
+    counts = counts_all[wanted]
+    starts = starts_all[wanted]
+    # concatenated ranges [start, start + count) per wanted jet
+    within = np.arange(int(counts.sum())) - np.repeat(_offsets(counts)[:-1], counts)
+    take = np.repeat(starts, counts) + within
+    return rows[take], counts
+
+
+def jet_features(events, jets) -> dict[str, ak.Array]:
+    """Feature blocks (``FEATURE_NAMES``) of ``jets``, a selection of ``events.Jet`` (PFNano layout).
+
+    Returns ``globals`` (n_jets, G) and ``charged``/``neutral``/``sv`` (n_jets, var, F), float32,
+    one row per jet in ``ak.flatten(jets)`` order. Constituents are grouped through
+    ``JetPFCands`` (jetIdx, pFCandsIdx) and ``JetSVs`` (jetIdx, sVIdx), whatever their
+    storage order; charged = charge != 0. JetSVs rows whose SV is not in the stored ``SV``
+    collection (sVIdx < 0) are dropped. Raises BadInputError naming the file and a missing branch.
+    """
+    from processors.jets import event_rho, raw_mass, raw_pt
+
+    check_branches(events)
+    n_jets_event = ak.to_numpy(ak.num(events.Jet)).astype(np.int64)
+    jet_off = _offsets(n_jets_event)
+    local = selected_jet_index(events, jets)
+    n_sel = ak.to_numpy(ak.num(jets)).astype(np.int64)
+    event_of_sel = np.repeat(np.arange(len(n_sel)), n_sel)
+    wanted = jet_off[event_of_sel] + local
+
+    rho = ak.to_numpy(event_rho(events)).astype(np.float64)
+    npv = ak.to_numpy(events.PV.npvs).astype(np.float64)
+    table = JetTable(
+        pt_raw=_flat(raw_pt(jets)).astype(np.float64), eta=_flat(jets.eta).astype(np.float64),
+        phi=_flat(jets.phi).astype(np.float64), mass_raw=_flat(raw_mass(jets)).astype(np.float64),
+        area=_flat(jets.area).astype(np.float64), rho=rho[event_of_sel], n_pv=npv[event_of_sel],
+    )
+
+    # PF candidates through JetPFCands
+    pf = events.PFCands
+    pf_off = _offsets(ak.to_numpy(ak.num(pf)))
+    assoc = events.JetPFCands
+    a_counts = ak.to_numpy(ak.num(assoc))
+    a_event = np.repeat(np.arange(len(a_counts)), a_counts)
+    a_jet, a_pf = _flat(assoc.jetIdx).astype(np.int64), _flat(assoc.pFCandsIdx).astype(np.int64)
+    n_pf_event = np.diff(pf_off)
+    ok = (a_jet >= 0) & (a_jet < n_jets_event[a_event]) & (a_pf >= 0) & (a_pf < n_pf_event[a_event])
+    jet_global = np.where(ok, jet_off[a_event] + a_jet, 0)
+    rows, counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
+    pf_index = pf_off[a_event[rows]] + a_pf[rows]
+    present = set(pf.fields)
+    names = REQUIRED_BRANCHES["PFCands"] + tuple(n for n in OPTIONAL_PFCAND_BRANCHES if n in present)
+    cand = {n: _flat(pf[n])[pf_index] for n in names}
+    is_charged = cand["charge"] != 0
+    jet_of = np.repeat(np.arange(len(counts)), counts)
+    ch_counts = np.bincount(jet_of[is_charged], minlength=len(counts))
+    ne_counts = counts - ch_counts
+    charged = Constituents({n: v[is_charged] for n, v in cand.items()}, ch_counts)
+    neutral = Constituents({n: v[~is_charged] for n, v in cand.items()}, ne_counts)
+
+    # secondary vertices through JetSVs
+    svs = events.SV
+    sv_off = _offsets(ak.to_numpy(ak.num(svs)))
+    sassoc = events.JetSVs
+    s_counts = ak.to_numpy(ak.num(sassoc))
+    s_event = np.repeat(np.arange(len(s_counts)), s_counts)
+    s_jet, s_sv = _flat(sassoc.jetIdx).astype(np.int64), _flat(sassoc.sVIdx).astype(np.int64)
+    ok = (s_jet >= 0) & (s_jet < n_jets_event[s_event]) & (s_sv >= 0) & (s_sv < np.diff(sv_off)[s_event])
+    jet_global = np.where(ok, jet_off[s_event] + s_jet, 0)
+    rows, sv_counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
+    sv_index = sv_off[s_event[rows]] + s_sv[rows]
+    sv = Constituents({n: _flat(svs[n])[sv_index] for n in REQUIRED_BRANCHES["SV"]}, sv_counts)
+
+    return assemble_features(table, charged, neutral, sv)
+
+
+# --------------------------------------------------------------------------- ml-jec-vars reader
+
+#: ml-jec-vars branches read by ``read_mljec`` (tree ``Jets``)
+MLJEC_BRANCHES = (
+    "pt", "eta", "phi", "mass", "area", "rho", "num_pv", "pt_gen", "eta_gen", "phi_gen",
+    "hadron_flavor", "parton_flavor", "pt_full_corr",
+    "ch_id", "ch_pt", "ch_eta", "ch_phi", "ch_pv_ass", "ch_dxy", "ch_dxy_significance", "ch_dz",
+    "ch_lost_hits", "ch_norm_chi2",
+    "ne_id", "ne_pt", "ne_eta", "ne_phi",
+    "sv_pt", "sv_mass", "sv_distance", "sv_significance", "sv_num_tracks",
+)
+
+
+def read_mljec(path: str, treename: str = "Jets") -> tuple[dict[str, ak.Array], dict[str, np.ndarray]]:
+    """Features of an ml-jec-vars file (one entry per jet) in the ``FEATURE_NAMES`` layout.
+
+    Mapping: jet ``pt`` is the raw pT, ``mass`` the raw mass; charged d0 = ``ch_dxy``,
+    d0_significance = ``ch_dxy_significance``, track_chi2 = ``ch_norm_chi2``,
+    lost_inner_hits = ``ch_lost_hits``, pv_assoc from ``ch_pv_ass``; sv flight_distance =
+    ``sv_distance``, flight_significance = ``sv_significance``.
+    Features the format lacks are 0: charged ``dz_significance``, ``puppi_weight``, ``from_pv``;
+    neutral ``puppi_weight``; sv ``eta``, ``phi``, ``deta``, ``dphi``.
+    The info dict holds per-jet numpy arrays: pt_raw, pt_gen, eta, eta_gen, phi, phi_gen,
+    flavour (DESIGN section 4) and pt_full_corr (the CMS standard correction).
+    """
+    import uproot
+
+    try:
+        file = uproot.open(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: file does not exist") from None
+    except Exception as err:
+        raise BadInputError(f"{path}: cannot be read as ROOT ({type(err).__name__}: {err})") from None
+    with file:
+        if treename not in file:
+            raise BadInputError(f"{path}: no '{treename}' tree (not an ml-jec-vars file)")
+        tree = file[treename]
+        keys = set(tree.keys())
+        for name in MLJEC_BRANCHES:
+            if name not in keys:
+                raise BadInputError(f"{path}: missing branch {name} (tree {treename})")
+        a = tree.arrays(list(MLJEC_BRANCHES), library="ak")
+
+    def np64(x):
+        return ak.to_numpy(x).astype(np.float64)
+
+    def flat(x):
+        return ak.to_numpy(ak.flatten(x)).astype(np.float64)
+
+    table = JetTable(pt_raw=np64(a.pt), eta=np64(a.eta), phi=np64(a.phi), mass_raw=np64(a.mass),
+                     area=np64(a.area), rho=np64(a.rho), n_pv=np64(a.num_pv))
+    charged = Constituents({
+        "pt": flat(a.ch_pt), "eta": flat(a.ch_eta), "phi": flat(a.ch_phi), "pdgId": flat(a.ch_id),
+        "d0": flat(a.ch_dxy), "d0_significance": flat(a.ch_dxy_significance), "dz": flat(a.ch_dz),
+        "trkChi2": flat(a.ch_norm_chi2),
+        "lostInnerHits": flat(a.ch_lost_hits), "pvAssocQuality": flat(a.ch_pv_ass),
+    }, ak.to_numpy(ak.num(a.ch_pt)))
+    neutral = Constituents({"pt": flat(a.ne_pt), "eta": flat(a.ne_eta), "phi": flat(a.ne_phi),
+                            "pdgId": flat(a.ne_id)}, ak.to_numpy(ak.num(a.ne_pt)))
+    sv = Constituents({"pt": flat(a.sv_pt), "mass": flat(a.sv_mass), "dlen": flat(a.sv_distance),
+                       "dlenSig": flat(a.sv_significance), "ntracks": flat(a.sv_num_tracks)},
+                      ak.to_numpy(ak.num(a.sv_pt)), has_direction=False)
+    features = assemble_features(table, charged, neutral, sv)
+
+    hadron = ak.to_numpy(a.hadron_flavor).astype(np.int64)
+    parton = np.abs(ak.to_numpy(a.parton_flavor).astype(np.int64))
+    info = {
+        "pt_raw": table.pt_raw, "pt_gen": np64(a.pt_gen), "eta": table.eta, "eta_gen": np64(a.eta_gen),
+        "phi": table.phi, "phi_gen": np64(a.phi_gen), "flavour": np.where(hadron != 0, hadron, parton),
+        "pt_full_corr": np64(a.pt_full_corr),
+    }
+    return features, info

@@ -1,0 +1,34 @@
+"""``runner.py generate``: PFNano-layout QCD samples (Pythia 8 + pileup + detector + FastJet)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from processors.execution import add_executor_arguments
+
+    parser.add_argument("--out", default="cache/samples/generated", help="output directory of the ROOT files")
+    parser.add_argument("--events", type=int, default=1000, help="number of events")
+    parser.add_argument("--events-per-file", type=int, default=250, help="events per file (one chunk, one seed)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pileup", type=float, default=30.0, help="mean number of pileup interactions")
+    parser.add_argument("--process", default="qcd", help="qcd")
+    parser.add_argument("--validate", metavar="OUTDIR", default=None,
+                        help="write validation figures (PNG+PDF) of the generated sample to OUTDIR")
+    add_executor_arguments(parser)
+
+
+def main(args) -> int:
+    from samples.generate import generate_sample
+
+    files = generate_sample(args.out, args.events, args.events_per_file, args.seed, pileup_mean=args.pileup,
+                            process=args.process, executor=args.executor, workers=args.workers,
+                            status=not getattr(args, "no_progress", False))
+    for f in files:
+        print(f)
+    if args.validate:
+        from samples.validate import validation_figures
+
+        for p in validation_figures(files, args.validate):
+            print(p)
+    return 0
