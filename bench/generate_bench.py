@@ -1,6 +1,6 @@
 """Generator benchmark: jets per second per core and file size per jet (one core, iterative executor).
 
-Run: ``.venv/bin/python bench/generate_bench.py [--events N] [--pileup MU]``
+Run: ``runner.py bench generate [--events N] [--pileup MU]`` (or ``python bench/generate_bench.py``)
 """
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=200, help="events to generate (one file, one core)")
+    parser.add_argument("--pileup", type=float, default=30.0, help="mean number of pileup interactions")
+    parser.add_argument("--seed", type=int, default=3)
+
+
+def main(args: argparse.Namespace) -> int:
     import uproot
 
     from samples.generate import generate_sample, pileup_library
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--events", type=int, default=200)
-    p.add_argument("--pileup", type=float, default=30.0)
-    p.add_argument("--seed", type=int, default=3)
-    args = p.parse_args(argv)
     if args.pileup > 0:
         pileup_library(Path(__file__).resolve().parents[1] / "cache" / "pileup")  # built once, not timed
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,4 +41,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    _parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    raise SystemExit(main(_parser.parse_args()))

@@ -14,7 +14,7 @@ from pathlib import Path
 import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-DERIVED_JEC = ROOT / "samples" / "jec" / "caliber.yaml"
+DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V1_MC.yaml"
 SHIPPED_MODEL = ROOT / "models" / "trained" / "deepsets_lite.keras"
 
 

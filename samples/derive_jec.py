@@ -671,6 +671,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_executor_arguments(parser)
 
 
+def write_jec_config(outdir: str | Path, name: str, paths: list[str]) -> Path:
+    """Write ``<name>.yaml`` (the ``--jec`` config of ``runner.py run``) naming ``paths`` relative to it."""
+    out = Path(outdir) / f"{name}.yaml"
+    lines = [f"# L1FastJet + L2Relative derived by runner.py derive-jec ({name}); paths relative to this file.",
+             "jec:", "  name: L1L2", "  text_files:"] + [f"    - {Path(p).name}" for p in paths]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
 def _paths(specs: list[str]) -> list[str]:
     from processors.execution import load_fileset
 
@@ -768,9 +777,10 @@ def main(args) -> int:
                                                 "medians": {k: v.tolist() for k, v in pt_rows["medians"].items()},
                                                 "counts": pt_rows["counts"].tolist()},
                "l2_pt_gen_min": turn_on.tolist(), "coffea_max_rel_diff": max_diff}
+    config_path = write_jec_config(args.out, args.name, paths)
     summary_path = Path(args.out) / f"{args.name}_closure.json"
     summary_path.write_text(json.dumps(summary, indent=1, default=float))
-    paths.append(str(summary_path))
+    paths += [str(config_path), str(summary_path)]
     print(f"wrote {', '.join(paths)}")
     print(f"time: generation {t_gen - t0:.0f} s, derivation {time.time() - t_gen:.0f} s")
     return 0
