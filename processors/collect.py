@@ -352,6 +352,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True,
                         help="output directory of the shards and manifest.json (on a filesystem every worker "
                              "sees, for the condor executor)")
+    parser.add_argument("--processor", choices=("jets", "electrons"), default="jets",
+                        help="jets: jet features + log(pt_gen/pt_raw); electrons: Z->ee electron features, "
+                             "mass-constraint labels and (in MC) true energies")
+    parser.add_argument("--kind", choices=("mc", "data"), default=None,
+                        help="electrons: what the files are (default: mc where a generator record exists)")
     parser.add_argument("--format", choices=("pfnano", "mljec"), default="pfnano",
                         help="pfnano: NanoEvents through the executor; mljec: ml-jec-vars files (tree Jets), "
                              "one shard per file, in this process")
@@ -483,6 +488,8 @@ def main(args: argparse.Namespace) -> int:
         from condor.cluster import condor_options_from_args
 
         condor_opts = condor_options_from_args(args)
+    if args.processor == "electrons":
+        return _collect_electrons(args, condor_opts)
     if args.format == "mljec":
         tic = time.time()
         paths = list(args.fileset)
@@ -504,6 +511,33 @@ def main(args: argparse.Namespace) -> int:
                        status=not args.no_progress, site=args.site, condor_opts=condor_opts,
                        overwrite=args.overwrite)
     _print_summary(manifest, args.out, time.time() - tic)
+    return 0
+
+
+def _collect_electrons(args: argparse.Namespace, condor_opts: dict) -> int:
+    """``collect --processor electrons``: parquet shards of the selected Z->ee electrons."""
+    from rich.console import Console
+
+    from processors.electrons import collect_electrons
+
+    fileset = load_fileset(args.fileset)
+    if not fileset or not any(entry.get("files") for entry in fileset.values()):
+        raise BadInputError(f"{' '.join(args.fileset)}: empty fileset (no dataset lists an input file)")
+    checked = check_fileset(fileset, args.skip_bad_files)
+    tic = time.time()
+    out = collect_electrons(checked.fileset, args.out, executor=args.executor, workers=args.workers,
+                            kind=args.kind, chunksize=args.chunksize, max_chunks=args.max_chunks,
+                            skip_bad_files=args.skip_bad_files, status=not args.no_progress, site=args.site,
+                            condor_options=condor_opts)
+    console = Console()
+    console.print(f"caliber collect --processor electrons -> {args.out}: {len(out.get('shards', []))} shards "
+                  f"in {time.time() - tic:.1f} s")
+    for dataset, flow in sorted(out.get("cutflow", {}).items()):
+        console.print(f"  {dataset}: " + ", ".join(f"{k} {v}" for k, v in flow.items()))
+    for item in checked.skipped:
+        console.print(f"  skipped {item['file']}: {item['reason']}")
+    for w in sorted(out.get("warnings", ())):
+        console.print(f"  warning: {w}")
     return 0
 
 

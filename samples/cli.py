@@ -12,15 +12,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-per-file", type=int, default=250, help="events per file (one chunk, one seed)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pileup", type=float, default=30.0, help="mean number of pileup interactions")
-    parser.add_argument("--process", default="qcd", help="qcd")
+    parser.add_argument("--process", default="qcd", help="qcd (jets) or zee (Z/gamma* -> ee, see --detector)")
     parser.add_argument("--validate", metavar="OUTDIR", default=None,
                         help="write validation figures (PNG+PDF) of the generated sample to OUTDIR")
+    from samples.zee import add_zee_arguments
+
+    add_zee_arguments(parser)
     add_executor_arguments(parser)
 
 
 def main(args) -> int:
     from samples.generate import generate_sample
 
+    if args.process == "zee":
+        from samples.zee import generate_zee
+
+        files = generate_zee(args.out, args.events, args.events_per_file, args.seed, args.detector,
+                             executor=args.executor, workers=args.workers, ecm=args.ecm,
+                             status=not args.no_progress)
+        print("\n".join(files))
+        return 0
     files = generate_sample(args.out, args.events, args.events_per_file, args.seed, pileup_mean=args.pileup,
                             process=args.process, executor=args.executor, workers=args.workers,
                             status=not getattr(args, "no_progress", False))

@@ -279,3 +279,28 @@ def test_bad_config_and_missing_shards(tmp_path):
 def test_processor_default_constructor_matches_run_cli():
     proc = ZeeProcessor()
     assert proc.corrections == ["raw"]
+
+
+def test_generate_and_collect_commands(tmp_path, capsys):
+    """``runner.py generate --process zee`` and ``runner.py collect --processor electrons`` end to end."""
+    import uproot
+
+    import runner
+
+    rc = runner.main(["generate", "--process", "zee", "--detector", "data", "--events", "300",
+                      "--events-per-file", "150", "--seed", "5", "--executor", "iterative", "--no-progress",
+                      "--out", str(tmp_path / "gen")])
+    assert rc == 0
+    files = sorted((tmp_path / "gen").glob("zee_data_5_*.root"))
+    assert len(files) == 2
+    assert "nGenPart" not in uproot.open(files[0])["Events"].keys()
+    capsys.readouterr()
+    rc = runner.main(["collect", "--processor", "electrons", "--kind", "data", "--fileset", *map(str, files),
+                      "--out", str(tmp_path / "shards"), "--executor", "iterative", "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    shards = sorted((tmp_path / "shards").glob("*.parquet"))
+    assert len(shards) == 2 and "2 shards" in printed
+    table = ak.concatenate([ak.from_parquet(p) for p in shards])
+    assert set(ak.to_list(table.kind)) == {"data"}
+    assert np.isnan(ak.to_numpy(table.e_true)).all()
