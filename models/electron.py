@@ -39,6 +39,9 @@ class ElectronModelConfig:
     epochs: int = 12
     label_rounds: int = 3  # data labels recomputed with the corrected partner this many times
     data_window: list[float] = field(default_factory=lambda: [86.0, 97.0])  # corrected m_ee window of data labels (GeV)
+    # in-window median of the generator-level m_ee that data labels are steered to (GeV); null: from the
+    # true energies of the MC shards when given, else M_Z (the Z line shape with FSR sits below M_Z)
+    label_reference_mass: float | None = None
     w_mc: float = 1.0
     w_data: float = 1.0
     max_abs_target: float = 1.0  # MC electrons with |log(E_true/E_reco)| above this are not used

@@ -169,6 +169,20 @@ def data_targets(e_raw: np.ndarray, corr: np.ndarray, label: np.ndarray) -> np.n
     return 0.5 * (np.log(label / e_raw) + np.log(corr))
 
 
+def reference_mass(mc: dict, window: tuple[float, float] = LABEL_WINDOW) -> float:
+    """Median m_ee (GeV) inside ``window`` of MC pairs with both legs at their true energies.
+
+    The Z line shape of the final-state electrons (FSR, parton luminosities, gamma* interference)
+    has its in-window median below M_Z; steering data labels to M_Z itself would put the
+    corrected peak above the true one by that difference.
+    """
+    ok = np.isfinite(mc["e_true"])
+    pair_ok = ok[0::2] & ok[1::2]
+    m = pair_masses(mc, np.where(ok, mc["e_true"] / mc["e_raw"], 1.0))[pair_ok]
+    m = m[(m > window[0]) & (m < window[1])]
+    return float(np.median(m)) if len(m) else M_Z
+
+
 def pair_masses(data: dict, corr: np.ndarray | None = None) -> np.ndarray:
     """m_ee (GeV) per pair with energies e_raw * corr."""
     e = data["e_raw"] * (1.0 if corr is None else corr)
@@ -235,6 +249,10 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
     rounds = cfg.label_rounds if train_data is not None else 1
     epochs_per_round = [cfg.epochs // rounds + (1 if r < cfg.epochs % rounds else 0) for r in range(rounds)]
     corr_data = np.ones(len(train_data["e_raw"])) if train_data is not None else None
+    m_ref = cfg.label_reference_mass or (
+        reference_mass(subset(mc, split_of(mc["pair_id"]) == 0), tuple(cfg.data_window)) if mc is not None else M_Z)
+    if train_data is not None:
+        log(f"data labels steered to the in-window median m_ee {m_ref:.3f} GeV (M_Z = {M_Z} GeV)")
     history = []
     start = time.perf_counter()
     lr_sched = None
@@ -249,7 +267,7 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
             ws.append(np.full(ok.sum(), cfg.w_mc / max(ok.sum(), 1)))
             totals["mc"] = int(ok.sum())
         if train_data is not None:
-            lab = corrected_pair_labels(train_data, corr_data, tuple(cfg.data_window))
+            lab = corrected_pair_labels(train_data, corr_data, tuple(cfg.data_window)) * (m_ref / M_Z) ** 2
             y = data_targets(train_data["e_raw"], corr_data, lab)
             ok = np.isfinite(y) & (np.abs(y) < cfg.max_abs_target)
             xs.append(subset(train_data, ok))
@@ -279,7 +297,7 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    info = {"mode": mode, "trained_on_data": on_data and cfg.use_kind, "config": cfg.as_dict(),
+    info = {"mode": mode, "trained_on_data": on_data and cfg.use_kind, "config": cfg.as_dict(), "label_reference_mass": m_ref,
             "train_seconds": seconds, "loss_history": history, "n_train": totals}
     out.with_suffix(".json").write_text(json.dumps(info, indent=1))
     log(f"saved {out} ({seconds:.0f} s)")
@@ -301,7 +319,8 @@ def main(args: argparse.Namespace) -> int:
         cfg.w_mc = args.w_mc
     if getattr(args, "w_data", None) is not None:
         cfg.w_data = args.w_data
-    mc = load_shards(args.shards_mc, cfg.max_cands) if args.shards_mc and args.mode != "data" else None
+    # data-only mode uses MC shards, when given, only for the reference mass of the labels
+    mc = load_shards(args.shards_mc, cfg.max_cands) if args.shards_mc else None
     data = load_shards(args.shards_data, cfg.max_cands) if args.shards_data and args.mode != "mc" else None
     train(args.mode, mc, data, cfg, args.out)
     return 0

@@ -145,6 +145,8 @@ def match_pileup_jets(jets_pu, jets_nopu, max_dr: float = MAX_MATCH_DR):
     best_nopu = ak.argmin(dr, axis=2)  # per PU jet
     best_dr = ak.min(dr, axis=2)
     best_pu = ak.argmin(dr, axis=1)  # per noPU jet
+    # an event without noPU jets has no best_pu entry: pad with -1 so that nothing matches there
+    best_pu = ak.fill_none(ak.pad_none(best_pu, 1, axis=1), -1)
     back = best_pu[ak.fill_none(best_nopu, 0)]  # the PU jet nearest to my nearest noPU jet
     mine = ak.local_index(jets_pu, axis=1)
     ok = ak.fill_none((best_dr < max_dr) & (back == mine), False)
@@ -463,17 +465,6 @@ def coffea_l1l2_pt(paths: list[str], pt_raw, eta, rho, area) -> np.ndarray:
 
 # --------------------------------------------------------------------------- closure
 
-def flavour_group(flavour: np.ndarray) -> np.ndarray:
-    """Flavour code (b=5, c=4, uds=1-3, g=21) to uds / c / b / g / unknown."""
-    flavour = np.asarray(flavour)
-    out = np.full(flavour.shape, "unknown", dtype=object)
-    out[(flavour >= 1) & (flavour <= 3)] = "uds"
-    out[flavour == 4] = "c"
-    out[flavour == 5] = "b"
-    out[flavour == 21] = "g"
-    return out.astype(str)
-
-
 def closure_table(response: dict[str, np.ndarray], pt_gen, eta_gen, flavour, pt_gen_min: float = 30.0,
                   abs_eta_max: float = 2.5, abs_edges=ABS_ETA_EDGES) -> dict:
     """Median responses for each correction in ``response`` (name -> R per jet).
@@ -481,8 +472,10 @@ def closure_table(response: dict[str, np.ndarray], pt_gen, eta_gen, flavour, pt_
     Pooled over pt_gen > ``pt_gen_min`` GeV: per |eta_gen| bin, and for |eta_gen| <
     ``abs_eta_max`` all flavours together and per flavour (uds, c, b, g) with the spread.
     """
+    from processors.jets import flavour_category
+
     pt_gen, eta_gen = np.asarray(pt_gen), np.abs(np.asarray(eta_gen))
-    groups = flavour_group(flavour)
+    groups = flavour_category(flavour)
     sel_pt = pt_gen > pt_gen_min
     out: dict = {"eta_edges": list(abs_edges), "corrections": {}}
     for name, r in response.items():

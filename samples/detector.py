@@ -28,13 +28,13 @@ class DetectorConfig:
     ecal_stoch: float = 0.03
     ecal_noise: float = 0.2
     ecal_const: float = 0.005
-    ecal_threshold: float = 0.5
+    ecal_threshold: float = 0.7
     ecal_scale: float = 0.98
     hcal_stoch: float = 1.0
     hcal_noise: float = 0.5
     hcal_const: float = 0.05
-    hcal_threshold: float = 1.0
-    h_over_e: float = 0.55                   # hadronic/EM response of the HCAL
+    hcal_threshold: float = 1.5
+    h_over_e: float = 0.45                   # hadronic/EM response of the calorimeters (non-compensating)
     groom_k: float = 0.82                    # f_em = 1 - E^(k-1)
     calo_eta: float = 5.0
     hf_eta: float = 3.0

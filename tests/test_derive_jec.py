@@ -204,6 +204,10 @@ def test_match_pileup_jets_mutual_nearest():
     idx = dj.match_pileup_jets(pu, nopu).tolist()
     # jet 1 matches across the phi wrap; jet 2 is not the nearest to noPU jet 1 (jet 0 is); event 2: too far
     assert idx == [[1, 0, None], [None]]
+    # events without noPU jets (pileup-only jets) or without PU jets match nothing
+    pu = ak.Array([[{"eta": 0.0, "phi": 0.0}, {"eta": 1.0, "phi": 1.0}], [], [{"eta": 0.0, "phi": 0.0}]])
+    nopu = ak.Array([[], [{"eta": 0.0, "phi": 0.0}], [{"eta": 0.01, "phi": 0.0}]])
+    assert dj.match_pileup_jets(pu, nopu).tolist() == [[None, None], [], [0]]
 
 
 def test_read_real_pfnano_and_self_match(shared_data):

@@ -304,3 +304,15 @@ def test_generate_and_collect_commands(tmp_path, capsys):
     table = ak.concatenate([ak.from_parquet(p) for p in shards])
     assert set(ak.to_list(table.kind)) == {"data"}
     assert np.isnan(ak.to_numpy(table.e_true)).all()
+
+
+def test_reference_mass_is_the_in_window_median_of_true_energies():
+    from models.train_electrons import reference_mass
+
+    true_m = np.array([80.0, 88.0, 90.0, 90.5, 91.0, 99.0])  # two pairs outside 86-97
+    e_true = np.repeat(true_m / 2, 2)  # back to back at eta 0: m = 2 sqrt(E1 E2)
+    mc = {"e_true": e_true, "e_raw": 0.9 * e_true, "eta": np.zeros(12),
+          "phi": np.tile([0.0, np.pi], 6)}
+    assert reference_mass(mc) == pytest.approx(np.median([88.0, 90.0, 90.5, 91.0]), rel=1e-9)
+    mc["e_true"] = np.full(12, np.nan)  # data passed as MC: no truth, fall back to M_Z
+    assert reference_mass(mc) == M_Z
