@@ -293,6 +293,13 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
             corr_data = np.exp(predict_log_correction(model, train_data["scalars"], train_data["cands"],
                                                       train_data["mask"],
                                                       np.full(len(train_data["e_raw"]), 1.0 if cfg.use_kind else 0.0)))
+            if train_mc is not None and not cfg.label_reference_mass:
+                # simultaneous: steer data to where the corrected MC pairs sit, resolution tails included
+                corr_mc = np.exp(predict_log_correction(model, train_mc["scalars"], train_mc["cands"],
+                                                        train_mc["mask"], np.zeros(len(train_mc["e_raw"]))))
+                m_mc = pair_masses(train_mc, corr_mc)
+                m_ref = float(np.median(m_mc[(m_mc > cfg.data_window[0]) & (m_mc < cfg.data_window[1])]))
+                log(f"  next round: data labels steered to the corrected-MC in-window median m_ee {m_ref:.3f} GeV")
     seconds = time.perf_counter() - start
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
