@@ -393,7 +393,8 @@ def generate_sample(outdir: str, n_events: int, events_per_file: int = 500, seed
     from samples.pythia_gen import PROCESSES
 
     if process not in PROCESSES or process == "minbias":
-        raise BadInputError(f"unknown process {process!r}: choose qcd (minbias is the pileup library only)")
+        raise BadInputError(f"unknown process {process!r}: choose qcd, or zee through samples.zee "
+                            "(runner.py generate --process zee); minbias is the pileup library only")
     if not np.isfinite(pileup_mean) or pileup_mean < 0:
         raise BadInputError(f"pileup mean must be >= 0, got {pileup_mean}")
     if n_events < 1 or events_per_file < 1:
