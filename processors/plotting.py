@@ -48,9 +48,17 @@ def _save(fig, folder: Path, stem: str) -> list[Path]:
     for ext in ("png", "pdf"):
         p = folder / ext / f"{stem}.{ext}"
         p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=120 if ext == "png" else None)
+        fig.savefig(p, dpi=120 if ext == "png" else None, bbox_inches="tight")
         paths.append(p)
     return paths
+
+
+def ratio_limits(ratios: np.ndarray, default: tuple[float, float], margin: float = 0.05) -> tuple[float, float]:
+    """y range of a ratio panel: ``default`` widened to hold every finite ratio (with a margin)."""
+    finite = ratios[np.isfinite(ratios)]
+    if not len(finite):
+        return default
+    return min(default[0], finite.min() - margin), max(default[1], finite.max() + margin)
 
 
 def plot_response_and_resolution(h, folder: Path, baseline: str = "L1L2") -> list[Path]:
@@ -83,12 +91,14 @@ def plot_response_and_resolution(h, folder: Path, baseline: str = "L1L2") -> lis
             if has_ratio:
                 rax = axes[1, 0]
                 base = curves[baseline][quantity]
+                ratios = []
                 with np.errstate(invalid="ignore", divide="ignore"):
                     for c, cur in curves.items():
-                        rax.plot(cur["centres"], cur[quantity] / base, marker="o", ms=3)
+                        ratios.append(cur[quantity] / base)
+                        rax.plot(cur["centres"], ratios[-1], marker="o", ms=3)
                 rax.axhline(1.0, color="grey", ls="--", lw=1)
                 rax.set_ylabel(f"/ {baseline}", fontsize=16)
-                rax.set_ylim(0.6, 1.2)
+                rax.set_ylim(*ratio_limits(np.concatenate(ratios), default=(0.6, 1.2)))
             axes[-1, 0].set_xlabel(r"$p_{T}^{gen}$ [GeV]")
             written += _save(fig, folder, f"{quantity}_eta{lo:g}-{hi:g}".replace(".", "p"))
             plt.close(fig)
