@@ -23,7 +23,11 @@ built from its partner. Why it is (nearly) unbiased, and how we keep it so:
   so electrons with large (now corrected) losses re-enter the label set instead of
   being cut away (a one-sided selection would bias the scale);
 * a median-type (MAE/Huber) loss on a target plus independent symmetric noise keeps the
-  conditional median of the target.
+  conditional median of the target;
+* the Z line shape of the final-state electrons (FSR, parton luminosities) has its in-window
+  median below M_Z (90.9 GeV here): the labels are scaled by (m_ref / M_Z)^2, with m_ref the
+  in-window median of the MC pairs at their true energies (``reference_mass``) and, in
+  simultaneous training, from round 2 on, of the MC pairs with their current corrections.
 
 ``python -m models.train_electrons evaluate ...`` fits m_ee (BW x CB) on held-out data
 before and after each model, the same on MC with the effective-IQR resolution of
@@ -304,7 +308,8 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    info = {"mode": mode, "trained_on_data": on_data and cfg.use_kind, "config": cfg.as_dict(), "label_reference_mass": m_ref,
+    info = {"mode": mode, "trained_on_data": on_data and cfg.use_kind, "config": cfg.as_dict(),
+            "label_reference_mass": m_ref,
             "train_seconds": seconds, "loss_history": history, "n_train": totals}
     out.with_suffix(".json").write_text(json.dumps(info, indent=1))
     log(f"saved {out} ({seconds:.0f} s)")
