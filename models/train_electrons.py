@@ -180,9 +180,12 @@ def reference_mass(mc: dict, window: tuple[float, float] = LABEL_WINDOW) -> floa
     has its in-window median below M_Z; steering data labels to M_Z itself would put the
     corrected peak above the true one by that difference.
     """
-    ok = np.isfinite(mc["e_true"])
-    pair_ok = ok[0::2] & ok[1::2]
-    m = pair_masses(mc, np.where(ok, mc["e_true"] / mc["e_raw"], 1.0))[pair_ok]
+    return in_window_median_mass(mc, mc["e_true"] / mc["e_raw"], window)  # NaN e_true: pair left out
+
+
+def in_window_median_mass(data: dict, corr: np.ndarray, window: tuple[float, float] = LABEL_WINDOW) -> float:
+    """Median m_ee (GeV) of the pairs inside ``window`` with energies e_raw * corr; M_Z when none is."""
+    m = pair_masses(data, corr)
     m = m[(m > window[0]) & (m < window[1])]
     return float(np.median(m)) if len(m) else M_Z
 
@@ -301,8 +304,7 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
                 # simultaneous: steer data to where the corrected MC pairs sit, resolution tails included
                 corr_mc = np.exp(predict_log_correction(model, train_mc["scalars"], train_mc["cands"],
                                                         train_mc["mask"], np.zeros(len(train_mc["e_raw"]))))
-                m_mc = pair_masses(train_mc, corr_mc)
-                m_ref = float(np.median(m_mc[(m_mc > cfg.data_window[0]) & (m_mc < cfg.data_window[1])]))
+                m_ref = in_window_median_mass(train_mc, corr_mc, tuple(cfg.data_window))
                 log(f"  next round: data labels steered to the corrected-MC in-window median m_ee {m_ref:.3f} GeV")
     seconds = time.perf_counter() - start
     out = Path(out)

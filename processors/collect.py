@@ -488,9 +488,7 @@ def main(args: argparse.Namespace) -> int:
         from condor.cluster import condor_options_from_args
 
         condor_opts = condor_options_from_args(args)
-    if args.processor == "electrons":
-        return _collect_electrons(args, condor_opts)
-    if args.format == "mljec":
+    if args.processor == "jets" and args.format == "mljec":
         tic = time.time()
         paths = list(args.fileset)
         if len(paths) == 1 and paths[0].endswith(".json"):
@@ -503,6 +501,8 @@ def main(args: argparse.Namespace) -> int:
     fileset = load_fileset(args.fileset)
     if not fileset or not any(entry.get("files") for entry in fileset.values()):
         raise BadInputError(f"{' '.join(args.fileset)}: empty fileset (no dataset lists an input file)")
+    if args.processor == "electrons":
+        return _collect_electrons(args, fileset, condor_opts)
     tic = time.time()
     manifest = collect(fileset, args.out, executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                        max_chunks=args.max_chunks, min_pt_raw=args.min_pt_raw, max_abs_eta=args.max_abs_eta,
@@ -514,15 +514,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _collect_electrons(args: argparse.Namespace, condor_opts: dict) -> int:
+def _collect_electrons(args: argparse.Namespace, fileset: dict, condor_opts: dict) -> int:
     """``collect --processor electrons``: parquet shards of the selected Z->ee electrons."""
     from rich.console import Console
 
     from processors.electrons import collect_electrons
 
-    fileset = load_fileset(args.fileset)
-    if not fileset or not any(entry.get("files") for entry in fileset.values()):
-        raise BadInputError(f"{' '.join(args.fileset)}: empty fileset (no dataset lists an input file)")
     checked = check_fileset(fileset, args.skip_bad_files)
     tic = time.time()
     out = collect_electrons(checked.fileset, args.out, executor=args.executor, workers=args.workers,

@@ -336,6 +336,25 @@ def _group(jet_global: np.ndarray, keep: np.ndarray, n_jets_total: int, wanted: 
     return rows[take], counts
 
 
+def _associated(targets, assoc, target_field: str, n_jets_event: np.ndarray,
+                wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices into ``targets`` (PFCands, SV) of each wanted jet's entries in the association
+    table ``assoc`` (JetPFCands, JetSVs: ``jetIdx`` + ``target_field``), and their counts per jet.
+
+    Rows pointing outside the event's jets or targets are dropped; ``wanted`` are global jet indices.
+    """
+    jet_off = _offsets(n_jets_event)
+    target_off = _offsets(ak.to_numpy(ak.num(targets)))
+    a_counts = ak.to_numpy(ak.num(assoc))
+    a_event = np.repeat(np.arange(len(a_counts)), a_counts)
+    a_jet, a_target = _flat(assoc.jetIdx).astype(np.int64), _flat(assoc[target_field]).astype(np.int64)
+    ok = ((a_jet >= 0) & (a_jet < n_jets_event[a_event]) & (a_target >= 0)
+          & (a_target < np.diff(target_off)[a_event]))
+    jet_global = np.where(ok, jet_off[a_event] + a_jet, 0)
+    rows, counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
+    return target_off[a_event[rows]] + a_target[rows], counts
+
+
 def jet_features(events, jets) -> dict[str, ak.Array]:
     """Feature blocks (``FEATURE_NAMES``) of ``jets``, a selection of ``events.Jet`` (PFNano layout).
 
@@ -365,16 +384,7 @@ def jet_features(events, jets) -> dict[str, ak.Array]:
 
     # PF candidates through JetPFCands
     pf = events.PFCands
-    pf_off = _offsets(ak.to_numpy(ak.num(pf)))
-    assoc = events.JetPFCands
-    a_counts = ak.to_numpy(ak.num(assoc))
-    a_event = np.repeat(np.arange(len(a_counts)), a_counts)
-    a_jet, a_pf = _flat(assoc.jetIdx).astype(np.int64), _flat(assoc.pFCandsIdx).astype(np.int64)
-    n_pf_event = np.diff(pf_off)
-    ok = (a_jet >= 0) & (a_jet < n_jets_event[a_event]) & (a_pf >= 0) & (a_pf < n_pf_event[a_event])
-    jet_global = np.where(ok, jet_off[a_event] + a_jet, 0)
-    rows, counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
-    pf_index = pf_off[a_event[rows]] + a_pf[rows]
+    pf_index, counts = _associated(pf, events.JetPFCands, "pFCandsIdx", n_jets_event, wanted)
     present = set(pf.fields)
     names = REQUIRED_BRANCHES["PFCands"] + tuple(n for n in OPTIONAL_PFCAND_BRANCHES if n in present)
     cand = {n: _flat(pf[n])[pf_index] for n in names}
@@ -387,15 +397,7 @@ def jet_features(events, jets) -> dict[str, ak.Array]:
 
     # secondary vertices through JetSVs
     svs = events.SV
-    sv_off = _offsets(ak.to_numpy(ak.num(svs)))
-    sassoc = events.JetSVs
-    s_counts = ak.to_numpy(ak.num(sassoc))
-    s_event = np.repeat(np.arange(len(s_counts)), s_counts)
-    s_jet, s_sv = _flat(sassoc.jetIdx).astype(np.int64), _flat(sassoc.sVIdx).astype(np.int64)
-    ok = (s_jet >= 0) & (s_jet < n_jets_event[s_event]) & (s_sv >= 0) & (s_sv < np.diff(sv_off)[s_event])
-    jet_global = np.where(ok, jet_off[s_event] + s_jet, 0)
-    rows, sv_counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
-    sv_index = sv_off[s_event[rows]] + s_sv[rows]
+    sv_index, sv_counts = _associated(svs, events.JetSVs, "sVIdx", n_jets_event, wanted)
     sv = Constituents({n: _flat(svs[n])[sv_index] for n in REQUIRED_BRANCHES["SV"]}, sv_counts)
 
     return assemble_features(table, charged, neutral, sv)
