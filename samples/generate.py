@@ -389,7 +389,8 @@ def generate_sample(outdir: str, n_events: int, events_per_file: int = 500, seed
                     pileup_mean: float = 30.0, process: str = "qcd", executor: str = "dask", workers: int = 2,
                     library_dir: str | None = None, status: bool = False) -> list[str]:
     """Generate ``n_events`` in files of ``events_per_file``; returns the ROOT file paths (sorted)."""
-    from processors.execution import BadInputError, make_executor
+    from core.errors import BadInputError
+    from execution.executors import make_executor
     from samples.pythia_gen import PROCESSES
 
     if process not in PROCESSES or process == "minbias":

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 
 @pytest.fixture(scope="session")
