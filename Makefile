@@ -21,7 +21,7 @@ install: $(STAMP)
 # The main job: a small embedded sample (generated once, cached under cache/),
 # the jet response processor with the L1L2 baseline and the shipped model, report and plots.
 run: $(STAMP)
-	$(PY) -m processors.main_job --workers $(WORKERS)
+	$(PY) runner.py make-run --workers $(WORKERS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

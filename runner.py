@@ -13,14 +13,17 @@ import sys
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("processors.run_cli", "run a processor (jets, electrons) over a fileset and save histograms"),
-    "collect": ("processors.collect", "write training shards (parquet) of features and targets"),
-    "plot": ("processors.plotting", "draw response, resolution and flavour figures from an output file"),
-    "report": ("processors.report", "print and write the model-versus-L1L2 metrics of an output file"),
-    "generate": ("samples.cli", "generate PFNano-layout samples (Pythia 8 + FastJet + detector)"),
-    "derive-jec": ("samples.derive_jec", "derive L1FastJet + L2Relative text files for the detector"),
-    "train": ("models.train", "train a jet (or electron) regression from collected shards"),
-    "bench": ("bench.cli", "benchmarks that print throughput figures"),
+    "run": ("commands.run", "run a processor (jets, electrons) over a fileset and save histograms"),
+    "collect": ("commands.collect", "write training shards (parquet) of features and targets"),
+    "plot": ("commands.plot", "draw response, resolution and flavour figures from an output file"),
+    "report": ("commands.report", "print and write the model-versus-L1L2 metrics of an output file"),
+    "generate": ("commands.generate", "generate PFNano-layout samples (Pythia 8 + FastJet + detector)"),
+    "derive-jec": ("commands.derive_jec", "derive L1FastJet + L2Relative text files for the detector"),
+    "train": ("commands.train", "train a jet (or electron) regression from collected shards"),
+    "evaluate-electrons": ("commands.evaluate_electrons",
+                           "fit held-out m_ee (BW x CB) and E/E_true before and after electron models"),
+    "make-run": ("commands.make_run", "the main job of `make run`: default sample, L1L2 + shipped model, report, plots"),
+    "bench": ("commands.bench", "benchmarks that print throughput figures"),
 }
 
 
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(COMMANDS[args.command][0])
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     try:
         return int(module.main(args) or 0)

@@ -37,7 +37,7 @@ def _jets(shards: str | None, n: int) -> tuple[dict, np.ndarray, dict]:
     """(features in the jet_features layout, targets, manifest) from shards or random jets."""
     import awkward as ak
 
-    from processors.features import FEATURE_NAMES
+    from physics.features import FEATURE_NAMES
 
     if shards:
         from models.data import load_split, read_shard_manifest

@@ -41,10 +41,11 @@ def bare_uproot_read(fileset: dict, branches: list[str]) -> tuple[int, float]:
 
 def time_processor(fileset: dict, proc, chunksize: int) -> tuple[int, float, list[str]]:
     """(events, seconds, branches read) of one iterative run."""
-    from processors.run_cli import run_fileset
+    from execution.runner import run_processor
 
     start = time.perf_counter()
-    out, metrics = run_fileset(fileset, proc, executor="iterative", workers=1, chunksize=chunksize, status=False)
+    out, metrics = run_processor(fileset, proc, executor="iterative", workers=1, chunksize=chunksize, status=False,
+                                 savemetrics=True)
     seconds = time.perf_counter() - start
     events = sum(c["events"] for c in out["cutflow"].values())
     return events, seconds, branches_from_metrics(metrics.get("columns", []))
@@ -57,8 +58,8 @@ def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3
     from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
 
     from models.inference import predict_log_correction
-    from processors.dnn import cached_model
-    from processors.features import jet_features
+    from models.correction import cached_model
+    from physics.features import jet_features
     from processors.jets import JetResponseProcessor
 
     path, tree = next(iter(next(iter(fileset.values()))["files"].items()))
@@ -88,9 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from processors.dnn import ModelSpec
-    from processors.execution import check_fileset, load_fileset
-    from processors.jec import JECConfig
+    from models.correction import ModelSpec
+    from inputs.fileset import check_fileset, load_fileset
+    from physics.jec import JECConfig
     from processors.jets import JetResponseProcessor
 
     fileset = check_fileset(load_fileset(args.fileset), False).fileset

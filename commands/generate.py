@@ -5,7 +5,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from processors.execution import add_executor_arguments
+    from execution.executors import add_executor_arguments
 
     parser.add_argument("--out", default="cache/samples/generated", help="output directory of the ROOT files")
     parser.add_argument("--events", type=int, default=1000, help="number of events")

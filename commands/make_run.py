@@ -1,4 +1,4 @@
-"""The main job behind ``make run``.
+"""``runner.py make-run``: the main job behind ``make run``.
 
 1. the embedded default sample: a small generated sample, cached under ``cache/``;
 2. ``runner.py run`` on it with the derived L1L2 baseline and the shipped trained model;
@@ -7,11 +7,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import sys
 from pathlib import Path
-
-import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V1_MC.yaml"
@@ -28,19 +26,28 @@ def default_fileset(cache: Path, workers: int) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--executor", default="dask")
-    p.add_argument("--cache", default=str(ROOT / "cache"))
-    p.add_argument("--out", default=str(ROOT / "outputs"))
-    args = p.parse_args(argv)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", default="dask")
+    parser.add_argument("--cache", default=str(ROOT / "cache"))
+    parser.add_argument("--out", default=str(ROOT / "outputs"))
+
+
+def _command(name: str, argv: list[str]) -> int:
+    """Run ``runner.py <name> argv`` in this process (the command module's own parser)."""
+    module = importlib.import_module(f"commands.{name}")
+    parser = argparse.ArgumentParser(prog=f"runner.py {name}")
+    module.add_arguments(parser)
+    return int(module.main(parser.parse_args(argv)) or 0)
+
+
+def main(args: argparse.Namespace) -> int:
     cache, out = Path(args.cache), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     fileset = default_fileset(cache, args.workers)
     output = out / "main_job.coffea"
-    cmd = ["run", "--fileset", str(fileset), "--processor", "jets", "--executor", args.executor,
+    cmd = ["--fileset", str(fileset), "--processor", "jets", "--executor", args.executor,
            "--workers", str(args.workers), "--output", str(output), "--name", "main_job"]
     if DERIVED_JEC.exists():
         cmd += ["--jec", str(DERIVED_JEC)]
@@ -50,21 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--model", f"DeepSets={SHIPPED_MODEL}"]
     else:
         print(f"note: no shipped model at {SHIPPED_MODEL}: no DNN row")
-    rc = runner.main(cmd)
+    rc = _command("run", cmd)
     if rc:
         return rc
-    if "report" in runner.COMMANDS and _has_module("processors.report"):
-        rc = runner.main(["report", str(output), "--out", str(out / "main_job_report")])
-        if rc:
-            return rc
-    return runner.main(["plot", str(output), "--out", str(out / "main_job_plots")])
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    rc = _command("report", [str(output), "--out", str(out / "main_job_report")])
+    if rc:
+        return rc
+    return _command("plot", [str(output), "--out", str(out / "main_job_plots")])

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from pathlib import Path
 
-from processors.execution import BadInputError, add_executor_arguments, check_fileset, load_fileset, make_executor
+from core.errors import BadInputError
+from execution.executors import add_executor_arguments
+from execution.runner import run_processor
+from inputs.fileset import check_fileset, load_fileset
 
 PROCESSORS = ("jets", "electrons")
 
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-pt-raw", type=float, default=10.0, help="raw jet pT cut (GeV)")
     add_executor_arguments(parser)
     try:
-        from condor.cluster import add_condor_arguments
+        from condor.sites import add_condor_arguments
     except ImportError:
         return
     add_condor_arguments(parser)
@@ -38,13 +40,13 @@ def condor_options(args: argparse.Namespace) -> dict:
     """Command-line overrides for the condor executor, when the condor package provides them."""
     if args.executor != "condor":
         return {}
-    from condor.cluster import condor_options_from_args
+    from condor.sites import condor_options_from_args
 
     return condor_options_from_args(args)
 
 
 def _load_jec(args, skipped: list[dict]):
-    from processors.jec import JECConfig
+    from physics.jec import JECConfig
 
     if not args.jec:
         return None
@@ -60,7 +62,7 @@ def _load_jec(args, skipped: list[dict]):
 def _load_models(args, skipped: list[dict]) -> list:
     if not args.model:
         return []
-    from processors.dnn import ModelSpec
+    from models.correction import ModelSpec
 
     specs = []
     for item in args.model:
@@ -91,17 +93,21 @@ def run_fileset(fileset: dict, proc, *, executor: str = "dask", workers: int = 2
                 site: str = "generic", condor_opts: dict | None = None,
                 gpu_resource: bool = False) -> tuple[dict, dict]:
     """Run ``proc`` over a checked fileset; returns (output, metrics)."""
-    from coffea import processor
-    from coffea.nanoevents import PFNanoAODSchema
+    return run_processor(fileset, proc, executor=executor, workers=workers, chunksize=chunksize,
+                         max_chunks=max_chunks, skip_bad_files=skip_bad_files, status=status, site=site,
+                         condor_options=condor_opts, gpu_resource=gpu_resource, savemetrics=True)
 
-    with make_executor(executor, workers, status=status, site=site, condor_options=condor_opts,
-                       gpu_resource=gpu_resource) as ex:
-        runner = processor.Runner(executor=ex, chunksize=chunksize, maxchunks=max_chunks,
-                                  skipbadfiles=skip_bad_files, schema=PFNanoAODSchema, savemetrics=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out, metrics = runner(fileset, proc, treename="Events")
-    return out, metrics
+
+def run_electrons(fileset: dict, executor: str = "iterative", workers: int = 1, *, models: list | None = None,
+                  kind: str | None = None, chunksize: int = 100_000, max_chunks: int | None = None,
+                  skip_bad_files: bool = False, status: bool = False, site: str = "generic",
+                  condor_options: dict | None = None) -> dict:
+    """Histograms and cutflow of the Z->ee selection over a coffea fileset."""
+    from processors.electrons import ZeeProcessor
+
+    return run_processor(fileset, ZeeProcessor(models=models, kind=kind), executor=executor, workers=workers,
+                         chunksize=chunksize, max_chunks=max_chunks, skip_bad_files=skip_bad_files, status=status,
+                         site=site, condor_options=condor_options)
 
 
 def default_output(name: str) -> Path:

@@ -18,8 +18,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from condor.cluster import PROJECT_ROOT, check_condor_available, job_settings, site_config
-from processors.execution import BadInputError
+from condor.cluster import job_settings
+from condor.sites import PROJECT_ROOT, check_condor_available, condor_options_from_args, site_config
+from core.errors import BadInputError
 
 #: what a training job asks for unless the preset or the overrides say more
 TRAIN_DEFAULTS = {"cores": 4, "memory": "8GB", "disk": "10GB", "gpus": 1}
@@ -175,10 +176,8 @@ def submit_from_args(args, train_argv: list[str], *, shards: list[str], config: 
     """``--submit condor`` for the train command: write, submit, print; returns (job id, submit file).
 
     ``args`` is the parsed namespace (``--site`` and the ``--condor-*`` options of
-    condor.cluster.add_condor_arguments); ``train_argv`` the arguments after ``train``.
+    condor.sites.add_condor_arguments); ``train_argv`` the arguments after ``train``.
     """
-    from condor.cluster import condor_options_from_args
-
     options = condor_options_from_args(args)
     sub = write_training_job(shards, config, out, getattr(args, "site", "generic") or "generic",
                              train_args=strip_submit_options(train_argv), overrides=options.get("overrides"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 ARCHITECTURES = ("deepsets", "particlenet")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def manifest_path(model_path: Path) -> Path:
 
 def check_feature_list(model_path: Path) -> dict:
     """The model's manifest; BadInputError when its features differ from this code's feature builder."""
-    from processors.features import FEATURE_NAMES
+    from physics.features import FEATURE_NAMES
 
     try:
         manifest = json.loads(manifest_path(model_path).read_text())
@@ -81,7 +81,7 @@ def cached_model(spec: ModelSpec):
 def model_corrected_pt(spec: ModelSpec, events: ak.Array, jets: ak.Array, pt_raw: ak.Array) -> ak.Array:
     """DNN-corrected pT (GeV), jagged like ``jets``: ``exp(y_hat) * pt_raw``."""
     from models.inference import predict_log_correction
-    from processors.features import jet_features
+    from physics.features import jet_features
 
     counts = ak.num(jets)
     flat_pt_raw = ak.to_numpy(ak.flatten(pt_raw)).astype(np.float64)

@@ -14,7 +14,7 @@ from typing import Iterator
 import awkward as ak
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 COLLECTIONS = ("charged", "neutral", "sv")
 BLOCKS = ("globals",) + COLLECTIONS
@@ -90,7 +90,7 @@ def _n_features(values: ak.Array, coll: str) -> int:
     n_entries = int(ak.sum(ak.num(values, axis=1)))
     if n_entries:
         return int(ak.count(values, axis=None)) // n_entries
-    from processors.features import FEATURE_NAMES
+    from physics.features import FEATURE_NAMES
 
     return len(FEATURE_NAMES[coll])
 

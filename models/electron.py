@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.electrons import CAND_FEATURES, MAX_CANDS, SCALAR_FEATURES
+from physics.electrons import CAND_FEATURES, MAX_CANDS, SCALAR_FEATURES
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ElectronModelConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None) -> "ElectronModelConfig":
-        from processors.execution import BadInputError
+        from core.errors import BadInputError
 
         if path is None:
             return cls()
@@ -142,7 +142,7 @@ def load_model(path: str | Path):
     """Load a saved electron model (safe mode)."""
     import keras
 
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     custom_layers()
     path = Path(path)
@@ -180,7 +180,7 @@ class ElectronModelSpec:
         """A spec from a saved .keras model (and its .json sidecar written by training)."""
         import json
 
-        from processors.execution import BadInputError
+        from core.errors import BadInputError
 
         path = Path(path)
         if not path.exists():
@@ -191,8 +191,6 @@ class ElectronModelSpec:
 
     def correction(self, scalars: dict, cands, kind: str) -> np.ndarray:
         """exp(y_hat) for (n_pairs, 2) electrons."""
-        from models.train_electrons import pad_candidates
-
         if self._model is None:
             self._model = load_model(self.path)
         n = len(next(iter(scalars.values())))
@@ -204,3 +202,23 @@ class ElectronModelSpec:
         c, m = pad_candidates(ak.flatten(cands, axis=1), MAX_CANDS)
         flag = np.full(2 * n, 1.0 if (kind == "data" and self.trained_on_data) else 0.0)
         return np.exp(predict_log_correction(self._model, s, c, m, flag)).reshape(n, 2)
+
+
+def pad_candidates(cands, max_cands: int) -> tuple[np.ndarray, np.ndarray]:
+    """Jagged candidate records (per electron) -> (n, max_cands, F) float32 array and (n, max_cands) mask."""
+    import awkward as ak
+
+    n = len(cands)
+    out = np.zeros((n, max_cands, len(CAND_FEATURES)), dtype=np.float32)
+    if n == 0:
+        return out, np.zeros((0, max_cands), np.float32)
+    cands = cands[:, :max_cands]
+    counts = ak.to_numpy(ak.num(cands)).astype(np.int64)
+    mask = (np.arange(max_cands)[None, :] < counts[:, None]).astype(np.float32)
+    fields = ak.fields(cands)
+    for j, name in enumerate(CAND_FEATURES):
+        if name not in fields:
+            continue
+        flat = ak.to_numpy(ak.flatten(cands[name])).astype(np.float32)
+        out[:, :, j][mask.astype(bool)] = flat
+    return out, mask

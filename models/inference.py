@@ -7,7 +7,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 
 def load_model(path: str | Path):

@@ -17,7 +17,7 @@ import keras
 
 from models.config import ModelConfig
 from models.layers import EdgeConv, MaskedMean, MaskedSum, Standardize, TakeFeatures
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 COLLECTIONS = ("charged", "neutral", "sv")
 COORDINATES = ("deta", "dphi")

@@ -13,7 +13,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from processors.features import FEATURE_NAMES
+from physics.features import FEATURE_NAMES
 
 COLLECTIONS = ("charged", "neutral", "sv")
 
@@ -83,7 +83,7 @@ def write_synthetic_shards(out_dir: str | Path, n_jets: int, seed: int = 1, jets
 
     ``features`` overrides the manifest's feature names (to test a mismatch).
     """
-    from processors.collect import event_split, norm_from_sums
+    from inputs.shards import event_split, norm_from_sums
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

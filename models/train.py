@@ -1,15 +1,14 @@
-"""``runner.py train``: train a jet regression (Deep Sets / ParticleNet) from collected shards.
+"""Train a jet regression (Deep Sets / ParticleNet) from collected shards.
 
 Reads the parquet shards of ``runner.py collect`` (split 0 trains, split 1 validates), feeds
 them through tf.data (shuffled by jet, batched, padded per batch up to the config's caps,
 prefetched), minimises the MAE on jets with |y| < max_abs_target with Adam, lowers the learning
 rate on a plateau, stops early keeping the best weights, and writes ``NAME.keras`` with
 ``NAME.manifest.json``, ``NAME.config.yaml`` and ``NAME.history.json`` next to it.
-``--task electrons`` hands over to ``models.train_electrons``.
+The command line is ``commands.train``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,27 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.execution import BadInputError
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shards", default=None, help="jet shard directory written by `runner.py collect`")
-    parser.add_argument("--config", default="models/configs/deepsets_lite.yaml", help="model config (YAML)")
-    parser.add_argument("--out", "--output", dest="out", required=True,
-                        help="output DIR/NAME: writes DIR/NAME.keras (+ manifest, config, history)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--max-jets", type=int, default=None, help="use at most this many training jets")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the config's batch size")
-    parser.add_argument("--task", choices=("jets", "electrons"), default="jets")
-    parser.add_argument("--no-progress", action="store_true", help="no per-epoch lines")
-    parser.add_argument("--submit", choices=("condor",), default=None,
-                        help="write and submit an HTCondor GPU job running this training (condor/train_job.py)")
-    parser.add_argument("--site", default="generic", help="HTCondor site preset (with --submit condor)")
-    from condor.cluster import add_condor_arguments
-    from models.train_electrons import add_electron_arguments
-
-    add_condor_arguments(parser)
-    add_electron_arguments(parser)
+from core.errors import BadInputError
 
 
 def _loss_class():
@@ -121,11 +100,11 @@ def train(shard_dir: str | Path, config, out: str | Path, epochs: int | None = N
     from models.data import check_features, load_split, make_dataset, masked_mae, read_shard_manifest
     from models.inference import set_model_max_len
     from models.networks import build_model
-    from processors.features import FEATURE_NAMES
+    from physics.features import FEATURE_NAMES
 
     shard_dir = Path(shard_dir)
     manifest = read_shard_manifest(shard_dir)
-    check_features(shard_dir, manifest, FEATURE_NAMES, "model's feature builder (processors.features)")
+    check_features(shard_dir, manifest, FEATURE_NAMES, "model's feature builder (physics.features)")
     epochs = epochs or config.epochs
     batch_size = batch_size or config.batch_size
     keras.utils.set_random_seed(config.seed)
@@ -200,29 +179,3 @@ def _predict_table(model, table, caps: dict[str, int], batch_size: int = 4096) -
     return out
 
 
-def main(args: argparse.Namespace) -> int:
-    if getattr(args, "submit", None) == "condor":
-        from condor.train_job import submit_from_args
-
-        argv = sys.argv[sys.argv.index("train") + 1:] if "train" in sys.argv else []
-        shards = [args.shards] if args.shards else [p for p in (args.shards_mc, args.shards_data) if p]
-        submit_from_args(args, argv, shards=shards, config=args.config, out=str(output_paths(args.out)["model"]))
-        return 0
-    if args.task == "electrons":
-        from models import train_electrons
-
-        return int(train_electrons.main(args) or 0)
-    if not args.shards:
-        raise BadInputError("train: --shards DIR is required for --task jets")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from models.config import load_config
-
-    config = load_config(args.config)
-    summary = train(args.shards, config, args.out, epochs=args.epochs, max_jets=args.max_jets,
-                    batch_size=args.batch_size, progress=not args.no_progress)
-    print(f"saved {summary['model']}  ({summary['epochs_run']} epochs, best {summary['best_epoch']}, "
-          f"{summary['train_seconds']:.0f} s)")
-    print(f"validation masked MAE: model {summary['val_loss']:.5f}   best constant "
-          f"(train median {summary['constant']:+.4f}) {summary['val_loss_constant']:.5f}   "
-          f"on {summary['n_validation']} jets")
-    return 0

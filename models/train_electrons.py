@@ -1,4 +1,4 @@
-"""Train and evaluate the electron regression on Z->ee shards (MC truth and data Z-mass labels).
+"""Train the electron regression on Z->ee shards (MC truth and data Z-mass labels).
 
 ``runner.py train --task electrons --mode mc|data|simultaneous --shards-mc DIR --shards-data DIR
 --config models/configs/electron.yaml --out outputs/electrons/simultaneous.keras``
@@ -29,13 +29,10 @@ built from its partner. Why it is (nearly) unbiased, and how we keep it so:
   in-window median of the MC pairs at their true energies (``reference_mass``) and, in
   simultaneous training, from round 2 on, of the MC pairs with their current corrections.
 
-``python -m models.train_electrons evaluate ...`` fits m_ee (BW x CB) on held-out data
-before and after each model, the same on MC with the effective-IQR resolution of
-E/E_true, prints a table and draws the peaks.
+Evaluation (``runner.py evaluate-electrons``) lives in ``models.electron_evaluation``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -43,60 +40,22 @@ from pathlib import Path
 
 import numpy as np
 
-from processors.electrons import CAND_FEATURES, LABEL_WINDOW, M_Z, SCALAR_FEATURES, mass_constraint_label, pair_mass
+from core.constants import M_Z
+from models.electron import pad_candidates
+from physics.electrons import CAND_FEATURES, LABEL_WINDOW, SCALAR_FEATURES, mass_constraint_label, pair_mass
 
 MODES = ("mc", "data", "simultaneous")
 CONFIG_DEFAULT = Path(__file__).parent / "configs" / "electron.yaml"
 
 
-def add_electron_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``runner.py train --task electrons``."""
-    g = parser.add_argument_group("electron regression")
-    g.add_argument("--mode", choices=MODES, default="simultaneous",
-                   help="mc: MC truth only; data: Z-mass labels on data only; simultaneous: both losses")
-    g.add_argument("--shards-mc", default=None, help="directory of MC electron shards (collect --processor electrons)")
-    g.add_argument("--shards-data", default=None, help="directory of data electron shards")
-    g.add_argument("--electron-config", default=None,
-                   help=f"electron model YAML (default {CONFIG_DEFAULT.relative_to(Path(__file__).parents[1])})")
-    g.add_argument("--w-mc", type=float, default=None, help="override the MC loss weight")
-    g.add_argument("--w-data", type=float, default=None, help="override the data loss weight")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Standalone CLI (``python -m models.train_electrons train ...``)."""
-    add_electron_arguments(parser)
-    parser.add_argument("--config", default=None, help="alias of --electron-config")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--out", required=True, help="output .keras path")
-
-
 # --------------------------------------------------------------------------- data
-
-def pad_candidates(cands, max_cands: int) -> tuple[np.ndarray, np.ndarray]:
-    """Jagged candidate records (per electron) -> (n, max_cands, F) float32 array and (n, max_cands) mask."""
-    import awkward as ak
-
-    n = len(cands)
-    out = np.zeros((n, max_cands, len(CAND_FEATURES)), dtype=np.float32)
-    if n == 0:
-        return out, np.zeros((0, max_cands), np.float32)
-    cands = cands[:, :max_cands]
-    counts = ak.to_numpy(ak.num(cands)).astype(np.int64)
-    mask = (np.arange(max_cands)[None, :] < counts[:, None]).astype(np.float32)
-    fields = ak.fields(cands)
-    for j, name in enumerate(CAND_FEATURES):
-        if name not in fields:
-            continue
-        flat = ak.to_numpy(ak.flatten(cands[name])).astype(np.float32)
-        out[:, :, j][mask.astype(bool)] = flat
-    return out, mask
 
 
 def load_shards(directory: str | Path, max_cands: int) -> dict:
     """All parquet shards in ``directory`` as numpy arrays, pairs adjacent (leg 0 then leg 1)."""
     import awkward as ak
 
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     directory = Path(directory)
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
@@ -229,7 +188,7 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
     import keras
 
     from models.electron import build_model, predict_log_correction
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     _configure_tf()
     parts = []
@@ -316,165 +275,3 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
     out.with_suffix(".json").write_text(json.dumps(info, indent=1))
     log(f"saved {out} ({seconds:.0f} s)")
     return info
-
-
-def main(args: argparse.Namespace) -> int:
-    """``runner.py train --task electrons`` entry point."""
-    from models.electron import ElectronModelConfig
-
-    # --electron-config wins; a shared --config is used only when it names an electron config
-    generic = getattr(args, "config", None)
-    cfg_path = getattr(args, "electron_config", None) or (
-        generic if generic and Path(generic).name.startswith("electron") else None) or CONFIG_DEFAULT
-    cfg = ElectronModelConfig.from_yaml(cfg_path)
-    if getattr(args, "epochs", None):
-        cfg.epochs = args.epochs
-    if getattr(args, "w_mc", None) is not None:
-        cfg.w_mc = args.w_mc
-    if getattr(args, "w_data", None) is not None:
-        cfg.w_data = args.w_data
-    # data-only mode uses MC shards, when given, only for the reference mass of the labels
-    mc = load_shards(args.shards_mc, cfg.max_cands) if args.shards_mc else None
-    data = load_shards(args.shards_data, cfg.max_cands) if args.shards_data and args.mode != "mc" else None
-    train(args.mode, mc, data, cfg, args.out)
-    return 0
-
-
-# --------------------------------------------------------------------------- evaluation
-
-def apply_model(path: str | Path, data: dict, kind: str) -> np.ndarray:
-    """Multiplicative corrections of a saved model on ``data`` rows of ``kind``."""
-    from models.electron import load_model, predict_log_correction
-
-    info_path = Path(path).with_suffix(".json")
-    on_data = json.loads(info_path.read_text()).get("trained_on_data", False) if info_path.exists() else False
-    model = load_model(path)
-    flag = np.full(len(data["e_raw"]), 1.0 if (kind == "data" and on_data) else 0.0)
-    return np.exp(predict_log_correction(model, data["scalars"], data["cands"], data["mask"], flag))
-
-
-def evaluate(models: dict[str, str], mc: dict | None, data: dict | None, outdir: str | Path, log=print,
-             all_pairs: bool = False) -> dict:
-    """BW x CB fits of held-out m_ee before/after each model; MC effective IQR of E/E_true; figure + JSON.
-
-    ``all_pairs``: the shards are a dedicated held-out sample (else the test split of the
-    training shards is used).
-    """
-    from models.zfit import effective_iqr, fit_masses, sigma_effective
-
-    _configure_tf()
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"data": {}, "mc": {}}
-    masses: dict = {}
-    for kind, sample in (("data", data), ("mc", mc)):
-        if sample is None:
-            continue
-        test = sample if all_pairs else subset(sample, split_of(sample["pair_id"]) == 2)
-        corrs = {"uncorrected": np.ones(len(test["e_raw"]))}
-        for name, path in models.items():
-            corrs[name] = apply_model(path, test, kind)
-        masses[kind] = {}
-        for name, corr in corrs.items():
-            m = pair_masses(test, corr)
-            masses[kind][name] = m
-            fit = fit_masses(m)
-            row = fit.as_dict()
-            row["sigma_eff"] = sigma_effective(m)
-            if kind == "mc":
-                ok = np.isfinite(test["e_true"])
-                row["iqr_resolution"] = effective_iqr(test["e_raw"][ok] * corr[ok] / test["e_true"][ok])
-                row["median_response"] = float(np.median(test["e_raw"][ok] * corr[ok] / test["e_true"][ok]))
-            results[kind][name] = row
-            log(f"{kind:4s} {name:14s} {fit} sigma_eff {row['sigma_eff']:.3f}"
-                + (f"  IQR res {row['iqr_resolution']:.4f}" if kind == "mc" else ""))
-        results[kind]["n_pairs"] = int(len(test["e_raw"]) // 2)
-    (outdir / "zee_eval.json").write_text(json.dumps(results, indent=1))
-    if "data" in masses:
-        draw_peaks(masses["data"], results["data"], outdir / "zee_peaks_data.png")
-    if "mc" in masses:
-        draw_peaks(masses["mc"], results["mc"], outdir / "zee_peaks_mc.png", title="held-out MC")
-    write_table(results, outdir / "zee_table.md")
-    return results
-
-
-def draw_peaks(masses: dict, fits: dict, path: Path, title: str = "held-out 'data'") -> None:
-    """m_ee histograms with the fitted BW x CB curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep as hep
-
-    from models.zfit import FIT_RANGE, bw_cb_density
-
-    plt.style.use(hep.style.CMS)
-    fig, ax = plt.subplots(figsize=(9, 7))
-    edges = np.arange(FIT_RANGE[0], FIT_RANGE[1] + 0.25, 0.5)
-    colours = {"uncorrected": "grey", "mc_only": "tab:blue", "data_only": "tab:green", "simultaneous": "tab:red"}
-    for name, m in masses.items():
-        counts, _ = np.histogram(m, bins=edges)
-        c = colours.get(name)
-        hep.histplot(counts, edges, ax=ax, label=None, color=c, histtype="errorbar", markersize=3, alpha=0.6)
-        f = fits[name]
-        grid, dens = bw_cb_density(edges, f["dm"], f["sigma_cb"], f["alpha"], f["n"], *FIT_RANGE)
-        ax.plot(grid, dens * counts.sum() * 0.5, color=c,
-                label=f"{name}: $\\sigma_{{CB}}$={f['sigma_cb']:.2f}$\\pm${f['sigma_cb_err']:.2f}, "
-                      f"peak {f['peak']:.2f}$\\pm${f['peak_err']:.2f}")
-    ax.set_xlim(*FIT_RANGE)
-    ax.set_xlabel(r"$m_{ee}$ [GeV]")
-    ax.set_ylabel("pairs / 0.5 GeV")
-    ax.set_title(f"Z$\\to$ee, {title}", fontsize=16)
-    ax.legend(fontsize=11, loc="upper left")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def write_table(results: dict, path: Path) -> None:
-    lines = ["| sample | correction | peak [GeV] | sigma_CB [GeV] | sigma_eff 68% [GeV] | E/E_true IQR res. |",
-             "|---|---|---|---|---|---|"]
-    for kind in ("data", "mc"):
-        for name, r in results.get(kind, {}).items():
-            if not isinstance(r, dict):
-                continue
-            iqr = f"{r['iqr_resolution']:.4f}" if "iqr_resolution" in r else "n/a (no truth)"
-            lines.append(f"| {kind} | {name} | {r['peak']:.3f} ± {r['peak_err']:.3f} | "
-                         f"{r['sigma_cb']:.3f} ± {r['sigma_cb_err']:.3f} | {r['sigma_eff']:.3f} | {iqr} |")
-    path.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-def _cli(argv: list[str] | None = None) -> int:
-    """``python -m models.train_electrons train|evaluate ...``."""
-    import sys
-
-    from models.electron import ElectronModelConfig
-    from processors.execution import BadInputError
-
-    parser = argparse.ArgumentParser(prog="python -m models.train_electrons")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    add_arguments(sub.add_parser("train", help="train one electron model"))
-    ev = sub.add_parser("evaluate", help="fit held-out m_ee before/after models")
-    ev.add_argument("--shards-mc", default=None)
-    ev.add_argument("--shards-data", default=None)
-    ev.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    ev.add_argument("--out", default="outputs/electrons")
-    ev.add_argument("--all-pairs", action="store_true",
-                    help="the shards are a dedicated held-out sample: use every pair, not the test split")
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "train":
-            return main(args)
-        max_cands = ElectronModelConfig().max_cands
-        mc = load_shards(args.shards_mc, max_cands) if args.shards_mc else None
-        data = load_shards(args.shards_data, max_cands) if args.shards_data else None
-        models = dict(item.split("=", 1) for item in args.model)
-        evaluate(models, mc, data, args.out, all_pairs=args.all_pairs)
-        return 0
-    except BadInputError as err:
-        print(f"train_electrons: error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(_cli())

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 #: pdgId categories of charged candidates (|pdgId|): charged hadron, electron, muon
 CHARGED_PDGIDS = (211, 11, 13)
@@ -364,7 +364,7 @@ def jet_features(events, jets) -> dict[str, ak.Array]:
     storage order; charged = charge != 0. JetSVs rows whose SV is not in the stored ``SV``
     collection (sVIdx < 0) are dropped. Raises BadInputError naming the file and a missing branch.
     """
-    from processors.jets import event_rho, raw_mass, raw_pt
+    from physics.jets import event_rho, raw_mass, raw_pt
 
     check_branches(events)
     n_jets_event = ak.to_numpy(ak.num(events.Jet)).astype(np.int64)

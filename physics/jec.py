@@ -14,7 +14,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 #: what CorrectedJetsFactory calls each jet column in our jet tables
 JEC_NAME_MAP = {

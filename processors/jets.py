@@ -1,122 +1,15 @@
-"""Jet response processor: raw pT, gen matching, flavour, L1L2 baseline, DNN corrections.
-
-Small pure functions on awkward arrays do the physics; ``JetResponseProcessor``
-only wires them together and fills ``hist`` histograms (DESIGN section 4).
-"""
+"""Jet response processor: wires the jet physics (raw pT, gen matching, flavour), the L1L2
+baseline and the DNN corrections, and fills ``hist`` histograms (DESIGN section 4)."""
 from __future__ import annotations
 
 import awkward as ak
-import hist
 import numpy as np
 from coffea import processor
 
-from processors.jec import JECConfig, l1l2_pt
+from physics.jec import JECConfig, l1l2_pt
+from physics.jets import (event_rho, flat_numpy as _np, flavour_category, jet_flavour, matched_gen_jets, raw_mass,
+                          raw_pt, reco_pt_hist, response_hist)
 
-#: flavour categories of the response histogram, in plotting order
-FLAVOURS = ("uds", "c", "b", "g", "unknown")
-#: |eta_gen| bin edges
-ABS_ETA_EDGES = (0.0, 1.3, 2.5, 3.0, 5.0)
-#: pt_gen bin edges (GeV), geometric 20-3000
-PT_GEN_EDGES = tuple(np.round(np.geomspace(20.0, 3000.0, 21), 3))
-#: reco pT bin edges (GeV) for files without generator record
-PT_RECO_EDGES = tuple(np.round(np.geomspace(10.0, 3000.0, 25), 3))
-#: maximum distance between a jet and its gen jet
-MAX_MATCH_DR = 0.2
-
-
-# --------------------------------------------------------------------------- pure physics
-
-def raw_pt(jets: ak.Array) -> ak.Array:
-    """Uncorrected jet pT (GeV): ``(1 - rawFactor) * pt``."""
-    return (1.0 - jets.rawFactor) * jets.pt
-
-
-def raw_mass(jets: ak.Array) -> ak.Array:
-    """Uncorrected jet mass (GeV): ``(1 - rawFactor) * mass``."""
-    return (1.0 - jets.rawFactor) * jets.mass
-
-
-def jet_flavour(jets: ak.Array) -> ak.Array:
-    """Flavour code: hadronFlavour if non-zero, else |partonFlavour| (b=5, c=4, uds=1-3, g=21, 0 unknown)."""
-    hadron = ak.values_astype(jets.hadronFlavour, np.int32)
-    parton = abs(ak.values_astype(jets.partonFlavour, np.int32))
-    return ak.where(hadron != 0, hadron, parton)
-
-
-def flavour_category(flavour: np.ndarray) -> np.ndarray:
-    """Flavour codes to the histogram's names: uds, c, b, g, unknown."""
-    flavour = np.asarray(flavour)
-    out = np.full(flavour.shape, "unknown", dtype=object)
-    out[(flavour >= 1) & (flavour <= 3)] = "uds"
-    out[flavour == 4] = "c"
-    out[flavour == 5] = "b"
-    out[flavour == 21] = "g"
-    return out.astype(str)
-
-
-def event_rho(events: ak.Array) -> ak.Array:
-    """Pileup energy density rho (GeV per unit area), per event.
-
-    NanoAOD up to v11 stores ``fixedGridRhoFastjetAll``; v12 and later
-    ``Rho_fixedGridRhoFastjetAll``.
-    """
-    fields = events.fields
-    if "fixedGridRhoFastjetAll" in fields:
-        return events.fixedGridRhoFastjetAll
-    if "Rho" in fields and "fixedGridRhoFastjetAll" in events.Rho.fields:
-        return events.Rho.fixedGridRhoFastjetAll
-    raise KeyError("no rho branch (fixedGridRhoFastjetAll or Rho_fixedGridRhoFastjetAll)")
-
-
-def delta_r(eta1, phi1, eta2, phi2):
-    """Distance in (eta, phi) with the azimuth difference wrapped to [-pi, pi)."""
-    dphi = (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
-    return np.sqrt((eta1 - eta2) ** 2 + dphi**2)
-
-
-def matched_gen_jets(jets: ak.Array, genjets: ak.Array, max_dr: float = MAX_MATCH_DR) -> ak.Array:
-    """The gen jet of each jet through ``genJetIdx``, None where there is none or dR >= max_dr."""
-    idx = jets.genJetIdx
-    valid = (idx >= 0) & (idx < ak.num(genjets))
-    gen = genjets[ak.mask(idx, valid)]
-    dr = delta_r(jets.eta, jets.phi, gen.eta, gen.phi)
-    return ak.mask(gen, ak.fill_none(dr < max_dr, False))
-
-
-def response(pt: ak.Array, pt_gen: ak.Array) -> ak.Array:
-    """Jet response R = pt / pt_gen."""
-    return pt / pt_gen
-
-
-# --------------------------------------------------------------------------- histograms
-
-def response_hist() -> hist.Hist:
-    """Response by (correction, flavour, |eta_gen|, pt_gen, response) as in DESIGN section 4."""
-    return hist.Hist(
-        hist.axis.StrCategory([], name="correction", label="Correction", growth=True),
-        hist.axis.StrCategory(list(FLAVOURS), name="flavour", label="Flavour"),
-        hist.axis.Variable(ABS_ETA_EDGES, name="abs_eta_gen", label=r"$|\eta_{gen}|$"),
-        hist.axis.Variable(PT_GEN_EDGES, name="pt_gen", label=r"$p_{T}^{gen}$ [GeV]"),
-        hist.axis.Regular(400, 0.0, 2.0, name="response", label=r"$p_{T}/p_{T}^{gen}$"),
-        storage=hist.storage.Double(),
-    )
-
-
-def reco_pt_hist() -> hist.Hist:
-    """Corrected jet pT by (correction, |eta|): the reco-level view, also for collision data."""
-    return hist.Hist(
-        hist.axis.StrCategory([], name="correction", label="Correction", growth=True),
-        hist.axis.Variable(ABS_ETA_EDGES, name="abs_eta", label=r"$|\eta|$"),
-        hist.axis.Variable(PT_RECO_EDGES, name="pt", label=r"$p_{T}$ [GeV]"),
-        storage=hist.storage.Double(),
-    )
-
-
-def _np(a) -> np.ndarray:
-    return ak.to_numpy(ak.flatten(a, axis=None)) if isinstance(a, ak.Array) else np.asarray(a)
-
-
-# --------------------------------------------------------------------------- processor
 
 class JetResponseProcessor(processor.ProcessorABC):
     """Jet response histograms for the raw pT, the L1L2 baseline and each configured model.
@@ -125,7 +18,7 @@ class JetResponseProcessor(processor.ProcessorABC):
     ----------
     jec : JECConfig or None
         The baseline; None fills only ``raw`` (and the models).
-    models : list of processors.dnn.ModelSpec, optional
+    models : list of models.inference.ModelSpec, optional
         DNN corrections, each a row of the histogram named after the model.
     min_pt_raw : float
         Jets below this raw pT (GeV) are not used.
@@ -175,7 +68,7 @@ class JetResponseProcessor(processor.ProcessorABC):
         if self.jec is not None:
             out[self.jec.name] = l1l2_pt(table, self.jec)
         if self.models:
-            from processors.dnn import model_corrected_pt
+            from models.correction import model_corrected_pt
 
             for spec in self.models:
                 out[spec.name] = model_corrected_pt(spec, events, jets, table.pt_raw)

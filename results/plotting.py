@@ -1,4 +1,4 @@
-"""``runner.py plot OUTPUT``: response, resolution and flavour figures with mplhep.
+"""Response, resolution and flavour figures with mplhep (``runner.py plot``).
 
 Figures per |eta_gen| bin: median response and resolution (IQR / median) versus
 pt_gen for every correction (with a ratio panel to the L1L2 baseline when it
@@ -6,36 +6,13 @@ is there), and flavour medians versus pt_gen for every correction. PNG and PDF.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from processors.execution import BadInputError
+from core.errors import BadInputError
 
 FLAVOUR_LABELS = {"uds": "uds", "c": "c", "b": "b", "g": "gluon"}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output", help="a .coffea file written by runner.py run")
-    parser.add_argument("--out", default=None, help="figure folder (default: next to the output, <name>_plots)")
-    parser.add_argument("--baseline", default="L1L2", help="correction the ratio panels divide by")
-
-
-def load_output(path: str | Path) -> dict:
-    """The accumulated output of ``runner.py run`` (clear error for a bad file)."""
-    from coffea.util import load
-
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(f"{path}: output file does not exist")
-    try:
-        out = load(str(path))
-    except Exception as err:
-        raise BadInputError(f"{path}: not a caliber output file ({type(err).__name__}: {err})") from None
-    if not isinstance(out, dict):
-        raise BadInputError(f"{path}: not a caliber output file (holds {type(out).__name__})")
-    return out
 
 
 def _eta_bins(h) -> list[tuple[float, float]]:
@@ -66,7 +43,7 @@ def plot_response_and_resolution(h, folder: Path, baseline: str = "L1L2") -> lis
     import matplotlib.pyplot as plt
     import mplhep
 
-    from processors.metrics import pt_binned
+    from results.metrics import pt_binned
 
     mplhep.style.use("CMS")
     corrections = list(h.axes["correction"])
@@ -110,7 +87,7 @@ def plot_flavour(h, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import mplhep
 
-    from processors.metrics import pt_binned
+    from results.metrics import pt_binned
 
     mplhep.style.use("CMS")
     written = []
@@ -165,9 +142,3 @@ def make_plots(out: dict, folder: Path, baseline: str = "L1L2") -> list[Path]:
     return written
 
 
-def main(args: argparse.Namespace) -> int:
-    out = load_output(args.output)
-    folder = Path(args.out) if args.out else Path(args.output).with_suffix("").parent / (Path(args.output).stem + "_plots")
-    written = make_plots(out, folder, args.baseline)
-    print(f"wrote {len(written)} figures ({len(written) // 2} PNG + PDF) to {folder}")
-    return 0

@@ -1,4 +1,4 @@
-"""``runner.py report OUTPUT``: every correction against the L1L2 baseline.
+"""Every correction against the L1L2 baseline (``runner.py report``).
 
 Resolution (IQR / median of R) per pt_gen bin and pooled (pt_gen > 30 GeV in
 |eta_gen| < 2.5 and 2.5-5), improvement ``1 - res / res_L1L2``, flavour medians,
@@ -9,26 +9,13 @@ uncertainties on differences are conservative).
 """
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
 
-from processors.execution import BadInputError
-from processors.metrics import QUARK_GLUON_FLAVOURS, _flow_edges, flavour_spread, hist_quantiles, response_distribution
+from core.errors import BadInputError
+from results.metrics import QUARK_GLUON_FLAVOURS, _flow_edges, flavour_spread, hist_quantiles, response_distribution
 
 REGIONS = {"barrel+endcap": (0.0, 2.5), "forward": (2.5, None)}
 FLAVOUR_PAIRS = (("g", "uds"), ("b", "uds"), ("c", "uds"), ("g", "b"))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output", help="a .coffea file written by runner.py run")
-    parser.add_argument("--out", default=None, help="folder for report.json and report.md (default next to the output)")
-    parser.add_argument("--baseline", default="L1L2")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicas for uncertainties")
-    parser.add_argument("--pt-min", type=float, default=30.0, help="pooled selection: pt_gen above this (GeV)")
-    parser.add_argument("--seed", type=int, default=1)
 
 
 def _quantile_stats(counts: np.ndarray, edges: np.ndarray, n_boot: int, rng) -> dict:
@@ -138,16 +125,3 @@ def to_markdown(rep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(args: argparse.Namespace) -> int:
-    from processors.plotting import load_output
-
-    out = load_output(args.output)
-    rep = build_report(out, args.baseline, args.bootstrap, args.pt_min, args.seed)
-    folder = Path(args.out) if args.out else Path(args.output).parent / (Path(args.output).stem + "_report")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(rep, indent=1, default=float))
-    md = to_markdown(rep)
-    (folder / "report.md").write_text(md)
-    print(md)
-    print(f"wrote {folder / 'report.json'} and {folder / 'report.md'}")
-    return 0

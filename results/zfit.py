@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-M_Z = 91.1876
-GAMMA_Z = 2.4952
+from core.constants import GAMMA_Z, M_Z
+
 FIT_RANGE = (80.0, 100.0)  # GeV, as in CMS EGM Z->ee fits: limits the far tail's leverage on the core
 
 

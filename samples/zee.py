@@ -255,7 +255,8 @@ def generate_zee(outdir: str | Path, n_events: int, events_per_file: int = 5000,
                  detector: str = "mc", executor: str = "iterative", workers: int = 1, ecm: float = 13600.0,
                  status: bool = False) -> list[str]:
     """Generate Z->ee files with the ``detector`` ("mc" or "data") version; returns the file paths."""
-    from processors.execution import BadInputError, make_executor
+    from core.errors import BadInputError
+    from execution.executors import make_executor
 
     if detector not in ("mc", "data"):
         raise BadInputError(f"--detector {detector!r}: choose mc or data")
@@ -271,7 +272,7 @@ def generate_zee(outdir: str | Path, n_events: int, events_per_file: int = 5000,
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m samples.zee --out DIR --events N --detector mc|data``."""
-    from processors.execution import add_executor_arguments
+    from execution.executors import add_executor_arguments
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)

@@ -11,11 +11,11 @@ import pytest
 import uproot
 
 import runner
-from processors.collect import (
-    MANIFEST, collect, event_split, flat_histogram, flat_weight_table, flat_weights, norm_from_sums, shard_name,
-)
-from processors.execution import BadInputError, load_fileset
-from processors.features import FEATURE_NAMES, jet_features
+from commands.collect import collect
+from inputs.shards import MANIFEST, event_split, flat_histogram, flat_weight_table, flat_weights, norm_from_sums, shard_name
+from core.errors import BadInputError
+from inputs.fileset import load_fileset
+from physics.features import FEATURE_NAMES, jet_features
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +190,8 @@ def test_missing_branch_inside_a_chunk_is_reported(shared_data, tmp_path):
     from coffea import processor
     from coffea.nanoevents import PFNanoAODSchema
 
-    from processors.collect import CollectProcessor, _bad_input_in
+    from execution.runner import bad_input_in as _bad_input_in
+    from processors.collect import CollectProcessor
 
     path = shared_data / "cms" / "nano_dy.root"
     run = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=PFNanoAODSchema)
@@ -211,8 +212,8 @@ def test_existing_collection_needs_overwrite(collected, capsys):
 
 
 def test_mljec_files_give_the_same_shard_format(shared_data, collected, tmp_path):
-    from processors.collect import collect_mljec
-    from processors.features import read_mljec
+    from commands.collect import collect_mljec
+    from physics.features import read_mljec
 
     paths = [str(shared_data / "mljec" / "shard1.root"), str(shared_data / "mljec" / "shard2.root")]
     manifest = collect_mljec(paths, tmp_path / "mljec", min_pt_raw=15.0)

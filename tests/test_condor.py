@@ -14,9 +14,11 @@ import pytest
 from dask.utils import parse_bytes
 
 from condor import cluster as cc
+from condor import sites
 from condor.standin import BIN_DIR
-from condor.standin import pool
-from processors.execution import BadInputError
+from condor.standin import state as pool_state
+from condor.standin import submit as pool_submit
+from core.errors import BadInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +33,14 @@ def standin(tmp_path, monkeypatch) -> Path:
 
 
 def queued(state: Path) -> list[dict]:
-    return pool.queued_jobs(state) if (state / "jobs").exists() else []
+    return pool_state.queued_jobs(state) if (state / "jobs").exists() else []
 
 
 def alive_groups(state: Path) -> list[str]:
     """Jobs of the stand-in whose process group still has a live process."""
     if not (state / "jobs").exists():
         return []
-    return [j["job_id"] for j in pool.all_jobs(state) if pool._group_alive(j.get("pgid"))]
+    return [j["job_id"] for j in pool_state.all_jobs(state) if pool_state.group_alive(j.get("pgid"))]
 
 
 def wait_until(pred, timeout: float = 15.0) -> bool:
@@ -52,7 +54,7 @@ def wait_until(pred, timeout: float = 15.0) -> bool:
 
 def parsed_job(script: str, tmp_path: Path) -> dict:
     """The job HTCondor would queue for a submit description (the stand-in's own reading of it)."""
-    return pool.build_jobs(script, 7, tmp_path, "someone")[0]
+    return pool_submit.build_jobs(script, 7, tmp_path, "someone")[0]
 
 
 # --------------------------------------------------------------------------- presets and job scripts
@@ -68,7 +70,7 @@ def credentials(tmp_path) -> dict:
 
 @pytest.mark.parametrize("site", ["generic", "lxplus", "lpc"])
 def test_job_script_carries_what_the_preset_says(site, tmp_path, credentials):
-    preset = cc.load_site(site)
+    preset = sites.load_site(site)
     logs = tmp_path / "logs"
     script = cc.job_script(site, {"log_directory": str(logs), **credentials})
     job = parsed_job(script, tmp_path)
@@ -87,7 +89,7 @@ def test_job_script_carries_what_the_preset_says(site, tmp_path, credentials):
     assert job["should_transfer_files"] == "YES"
     for key, value in preset["job_extra"].items():
         name = key[1:] if key.startswith("+") else key[3:] if key.startswith("MY.") else key
-        assert pool._ad_get(job, name) is not None, name
+        assert pool_state.ad_get(job, name) is not None, name
     shell = job["command"][2]
     assert job["command"][:2] == ["/bin/sh", "-c"] and "distributed.cli.dask_worker" in shell
     assert f"--death-timeout {preset['death_timeout']}" in shell
@@ -111,14 +113,14 @@ def test_command_line_overrides_the_preset(tmp_path):
     extra = tmp_path / "extra.txt"
     extra.write_text("x")
     parser = argparse.ArgumentParser()
-    cc.add_condor_arguments(parser)
+    sites.add_condor_arguments(parser)
     args = parser.parse_args(["--condor-cores", "4", "--condor-memory", "8GB", "--condor-disk", "20GB",
                               "--condor-gpus", "1", "--condor-image", "/cvmfs/some/image:tag",
                               "--condor-extra", '+JobFlavour = "workday"', "--condor-extra", "priority = 5",
                               "--condor-env", "CALIBER_X=1", "--condor-transfer", str(extra),
                               "--condor-log-dir", str(tmp_path / "L"), "--condor-adapt", "0:6",
                               "--condor-start-timeout", "42"])
-    options = cc.condor_options_from_args(args)
+    options = sites.condor_options_from_args(args)
     assert options["start_timeout"] == 42
     assert options["overrides"]["adapt"] == {"minimum": 0, "maximum": 6}
     job = parsed_job(cc.job_script("lxplus", options["overrides"]), tmp_path)
@@ -130,12 +132,12 @@ def test_command_line_overrides_the_preset(tmp_path):
     assert str(extra) in job["transfer_input_files"]
     assert "--nthreads 2" in job["command"][2] or "--nthreads 4" in job["command"][2]
     none = parser.parse_args(["--condor-image", "none", "--condor-log-dir", str(tmp_path / "L")])
-    assert "SingularityImage" not in cc.job_script("lxplus", cc.condor_options_from_args(none)["overrides"])
+    assert "SingularityImage" not in cc.job_script("lxplus", sites.condor_options_from_args(none)["overrides"])
 
 
 def test_unknown_preset_names_the_known_ones():
     with pytest.raises(BadInputError) as err:
-        cc.load_site("atlantis")
+        sites.load_site("atlantis")
     msg = str(err.value)
     assert "atlantis" in msg and all(s in msg for s in ("generic", "lxplus", "lpc"))
 
@@ -144,20 +146,20 @@ def test_bad_preset_files_are_named(tmp_path):
     bad = tmp_path / "mysite.yaml"
     bad.write_text("cores: 2\nmemroy: 4GB\n")
     with pytest.raises(BadInputError, match=r"mysite.yaml.*unknown key\(s\) memroy"):
-        cc.load_site(str(bad))
+        sites.load_site(str(bad))
     bad.write_text("cores: 3\nprocesses: 2\n")
     with pytest.raises(BadInputError, match="multiple of processes"):
-        cc.site_config(str(bad))
+        sites.site_config(str(bad))
     with pytest.raises(BadInputError, match="x509 proxy .*nope.* does not exist"):
         cc.job_script("generic", {"x509_proxy": str(tmp_path / "nope")})
     with pytest.raises(BadInputError, match="--condor-adapt"):
-        cc.condor_options_from_args(argparse.Namespace(condor_adapt="many"))
+        sites.condor_options_from_args(argparse.Namespace(condor_adapt="many"))
 
 
 def test_no_condor_submit_on_path_says_how_to_get_the_standin(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BadInputError) as err:
-        cc.check_condor_available()
+        sites.check_condor_available()
     assert "condor_submit" in str(err.value) and str(BIN_DIR) in str(err.value)
     with pytest.raises(BadInputError, match="condor_submit"):
         with cc.condor_client(1, overrides={"log_directory": str(tmp_path)}):
@@ -190,7 +192,7 @@ def test_standin_runs_queries_and_removes_jobs(standin, tmp_path):
     sub.write_text(SUBMIT.format(logs=logs, sleep=60, n=2))
     res = subprocess.run(["condor_submit", str(sub)], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0 and "2 job(s) submitted to cluster 1." in res.stdout
-    assert wait_until(lambda: [j["JobStatus"] for j in queued(standin)] == [pool.RUNNING] * 2)
+    assert wait_until(lambda: [j["JobStatus"] for j in queued(standin)] == [pool_state.RUNNING] * 2)
     af = subprocess.run(["condor_q", "-af:j", "JobStatus", "RequestCpus", "RequestMemory"],
                         capture_output=True, text=True).stdout.split("\n")
     assert af[:2] == ["1.0 2 2 2048", "1.1 2 2 2048"]
@@ -255,7 +257,7 @@ def test_workers_that_never_connect_time_out_and_are_removed(standin, tmp_path):
             pass
     msg = str(err.value)
     assert "0 of 2 dask workers connected within 4 s" in msg and "removed" in msg and str(logs) in msg
-    assert len(pool.all_jobs(standin)) == 2
+    assert len(pool_state.all_jobs(standin)) == 2
     assert queued(standin) == [] and wait_until(lambda: alive_groups(standin) == [], 5)
 
 
@@ -297,8 +299,8 @@ def test_run_on_condor_equals_dask_and_leaves_nothing(standin, shared_data, tmp_
     for name in ("response", "reco_pt"):
         assert np.array_equal(a[name].values(flow=True), b[name].values(flow=True))
         assert a[name].sum(flow=True) > 0
-    jobs = pool.all_jobs(standin)
-    assert len(jobs) == 2 and all(j["JobStatus"] == pool.REMOVED for j in jobs)
+    jobs = pool_state.all_jobs(standin)
+    assert len(jobs) == 2 and all(j["JobStatus"] == pool_state.REMOVED for j in jobs)
     assert queued(standin) == [] and wait_until(lambda: alive_groups(standin) == [], 5)
     # the workers really ran as the jobs: their logs name the scheduler they connected to
     assert all("Registered to" in (tmp_path / "logs" / f"worker-{j['job_id']}.err").read_text() for j in jobs)
@@ -345,7 +347,7 @@ def test_training_job_file_asks_for_a_gpu_and_runs_runner_train(site, tmp_path, 
     wrapper = (sub.parent / "train.sh").read_text()
     assert job["RequestGPUs"] == 1 and job["RequestCpus"] == 4 and job["RequestMemory"] == 8 * 10**9 // 2**20
     assert job["command"] == [str(sub.parent / "train.sh")]
-    preset = cc.load_site(site)
+    preset = sites.load_site(site)
     assert job["SingularityImage"] == preset["image"]
     assert job["environment"]["OMP_NUM_THREADS"] == "4"
     if site == "generic":
@@ -370,7 +372,7 @@ def test_training_job_is_submitted_and_runs(standin, tmp_path, monkeypatch):
     job_id = submit_training_job(sub)
     assert job_id == "1.0"
     assert wait_until(lambda: queued(standin) == [], 60)
-    done = pool.all_jobs(standin)[0]
+    done = pool_state.all_jobs(standin)[0]
     out = (sub.parent / "train-1.0.out").read_text() + (sub.parent / "train-1.0.err").read_text()
     # the wrapper really ran runner.py train in the submit directory
     if (ROOT / "models" / "train.py").exists():
@@ -382,7 +384,7 @@ def test_training_job_is_submitted_and_runs(standin, tmp_path, monkeypatch):
 
 
 def test_gpu_executor_jobs_request_a_gpu_and_workers_carry_it(standin, tmp_path):
-    from processors.execution import make_executor
+    from execution.executors import make_executor
 
     with make_executor("condor", 1, status=False, gpu_resource=True,
                        condor_options={"overrides": {"log_directory": str(tmp_path)}}) as ex:
@@ -466,7 +468,7 @@ def test_generate_and_run_on_condor_equal_local(standin, tmp_path, monkeypatch):
     keys = [k for k in outs["dask"] if k != "run_info"]
     assert keys and all(_same(outs["condor"][k], outs["dask"][k]) for k in keys)
     assert queued(standin) == [] and wait_until(lambda: alive_groups(standin) == [], 5)
-    assert len(pool.all_jobs(standin)) == 4  # two workers for generate, two for run
+    assert len(pool_state.all_jobs(standin)) == 4  # two workers for generate, two for run
 
 
 def test_virtual_environment_shared_or_shipped(tmp_path):

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from samples import derive_jec as dj
+from samples import jec_closure as jc
+from samples import jec_levels as jl
 
 #: toy offset parameters per |eta| bin i: p0 [GeV/area], p1, p2 (rho_ref = 20)
 def toy_offset_params(abs_bin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,7 +39,7 @@ def make_toy(n: int, seed: int = 7) -> dict[str, np.ndarray]:
     area = rng.normal(0.50, 0.02, n)
     sigma = np.sqrt(1.0 / pt_gen + 0.05**2)
     pt_nopu = pt_gen * toy_flat_response(pt_gen, eta, flavour) * (1.0 + sigma * rng.normal(size=n))
-    p0, p1, p2 = toy_offset_params(dj.abs_bin(eta))
+    p0, p1, p2 = toy_offset_params(jl.abs_bin(eta))
     noise = rng.normal(0.0, 1.5, n)
     keep = pt_nopu > 5.0
     pt_pu = pt_nopu + 10.0
@@ -60,7 +62,7 @@ def derived(toy, tmp_path_factory):
     pt_l1 = l1.factor(toy["eta"], toy["pt_raw"], rho=toy["rho"], area=toy["area"]) * toy["pt_raw"]
     l2 = dj.derive_l2(pt_l1, toy["pt_gen"], toy["eta"])
     outdir = tmp_path_factory.mktemp("jec")
-    paths = dj.write_jec_files(outdir, "Toy_V1_MC", [l1, l2])
+    paths = jl.write_jec_files(outdir, "Toy_V1_MC", [l1, l2])
     return l1, l2, paths
 
 
@@ -68,7 +70,7 @@ def derived(toy, tmp_path_factory):
 
 def test_l1_recovers_toy_offset_parameters(derived):
     l1, _, _ = derived
-    nb = len(dj.ABS_ETA_EDGES) - 1
+    nb = len(jl.ABS_ETA_EDGES) - 1
     assert l1.params.shape == (2 * nb, 4)
     p0, p1, p2 = toy_offset_params(np.arange(nb))
     fitted = l1.params[nb:]  # positive-eta half
@@ -81,7 +83,7 @@ def test_l1_recovers_toy_offset_parameters(derived):
 
 
 def test_l1_factor_is_the_cms_formula():
-    level = dj.JECLevel("L1FastJet", ("Rho", "JetPt", "JetA"), dj.L1_FORMULA, np.array([-5.191, 0.0, 5.191]),
+    level = jl.JECLevel("L1FastJet", ("Rho", "JetPt", "JetA"), jl.L1_FORMULA, np.array([-5.191, 0.0, 5.191]),
                         np.array([[[0, 200], [1, 6500], [0, 10]]] * 2, dtype=float),
                         np.array([[10.0, 0.8, 0.05, 20.0], [12.0, 0.9, 0.0, 20.0]]))
     f = level.factor(np.array([-1.0, 2.0, 6.0]), np.array([40.0, 40.0, 40.0]), rho=np.array([30.0] * 3),
@@ -93,7 +95,7 @@ def test_l1_factor_is_the_cms_formula():
 
 def test_offset_profile_is_unbiased_by_pileup_fluctuations(toy):
     """Cells in pt_noPU: the mean offset density equals the model at the cell's mean rho and ln pT."""
-    m = dj.abs_bin(toy["eta"]) == 0
+    m = jl.abs_bin(toy["eta"]) == 0
     prof = dj.offset_profile(toy["pt_raw"][m] - toy["pt_nopu"][m], toy["rho"][m], toy["area"][m],
                              toy["pt_raw"][m], toy["pt_nopu"][m])
     model = (18.0 + 0.9 * (prof["rho"] - 20.0)) * (1 + 0.02 * prof["log_pt"])
@@ -107,9 +109,9 @@ def test_offset_profile_is_unbiased_by_pileup_fluctuations(toy):
 
 def test_l1l2_closes_on_toy(toy, derived):
     l1, l2, _ = derived
-    pt_l1, pt_corr = dj.apply_l1l2(l1, l2, toy["pt_raw"], toy["eta"], toy["rho"], toy["area"])
+    pt_l1, pt_corr = jl.apply_l1l2(l1, l2, toy["pt_raw"], toy["eta"], toy["rho"], toy["area"])
     r = pt_corr / toy["pt_gen"]
-    table = dj.closure_table({"raw": toy["pt_raw"] / toy["pt_gen"], "L1L2": r}, toy["pt_gen"], toy["eta"],
+    table = jc.closure_table({"raw": toy["pt_raw"] / toy["pt_gen"], "L1L2": r}, toy["pt_gen"], toy["eta"],
                              toy["flavour"])
     row = table["corrections"]["L1L2"]
     assert abs(row["all"] - 1.0) < 0.005
@@ -117,7 +119,7 @@ def test_l1l2_closes_on_toy(toy, derived):
     for k, med in enumerate(row["eta_bins"]):
         assert abs(med - 1.0) < 0.01, f"|eta| bin {k}: median {med}"
     edges = np.geomspace(30.0, 1000.0, 13)
-    med, cnt = dj.pt_closure(r, toy["pt_gen"], toy["eta"], edges)
+    med, cnt = jc.pt_closure(r, toy["pt_gen"], toy["eta"], edges)
     assert (cnt >= 200).all()
     assert np.max(np.abs(med - 1.0)) < 0.01, med
 
@@ -125,8 +127,8 @@ def test_l1l2_closes_on_toy(toy, derived):
 def test_flavour_spread_survives_l1l2(toy, derived):
     """L1L2 is flavour-blind: the toy's 2% gluon-vs-quark difference stays (about 2-3%)."""
     l1, l2, _ = derived
-    _, pt_corr = dj.apply_l1l2(l1, l2, toy["pt_raw"], toy["eta"], toy["rho"], toy["area"])
-    row = dj.closure_table({"L1L2": pt_corr / toy["pt_gen"]}, toy["pt_gen"], toy["eta"], toy["flavour"])["corrections"]["L1L2"]
+    _, pt_corr = jl.apply_l1l2(l1, l2, toy["pt_raw"], toy["eta"], toy["rho"], toy["area"])
+    row = jc.closure_table({"L1L2": pt_corr / toy["pt_gen"]}, toy["pt_gen"], toy["eta"], toy["flavour"])["corrections"]["L1L2"]
     assert row["flavours"]["g"] < row["flavours"]["b"] < row["flavours"]["uds"]
     assert 0.015 < row["spread"] < 0.035
     assert row["spread"] == pytest.approx(max(row["flavours"].values()) - min(row["flavours"].values()))
@@ -137,7 +139,7 @@ def test_efficiency_turn_on_finds_the_reco_threshold(toy):
     has_reco = toy["pt_nopu"] > 15.0
     edges = dj.default_pt_gen_edges(10.0)
     start = dj.efficiency_turn_on(toy["pt_gen"], np.abs(toy["eta"]), has_reco, edges)
-    assert start.shape == (len(dj.ABS_ETA_EDGES) - 1,)
+    assert start.shape == (len(jl.ABS_ETA_EDGES) - 1,)
     # raw response ~0.7-0.8 and 25-30% resolution at 20-30 GeV: full efficiency only well above 15 / 0.75
     # (P(reco < 15 GeV) is about 12% at pt_gen = 27 GeV and under 2% above 33 GeV)
     assert np.all(start > 25.0) and np.all(start < 50.0)
@@ -163,8 +165,8 @@ def test_written_files_match_coffea(toy, derived):
     sl = {k: v[:n] for k, v in toy.items()}
     eta = sl["eta"].copy()
     eta[:10] = 5.3  # beyond the files' range: factor 1 in both
-    pt_coffea = dj.coffea_l1l2_pt(paths, sl["pt_raw"], eta, sl["rho"], sl["area"])
-    _, pt_own = dj.apply_l1l2(l1, l2, sl["pt_raw"], eta, sl["rho"], sl["area"])
+    pt_coffea = jl.coffea_l1l2_pt(paths, sl["pt_raw"], eta, sl["rho"], sl["area"])
+    _, pt_own = jl.apply_l1l2(l1, l2, sl["pt_raw"], eta, sl["rho"], sl["area"])
     np.testing.assert_allclose(pt_coffea, pt_own, rtol=2e-6)
     np.testing.assert_allclose(pt_coffea[:10], sl["pt_raw"][:10])
     assert np.mean(np.abs(pt_coffea[10:] / sl["pt_raw"][10:] - 1) > 1e-3) > 0.98
@@ -172,7 +174,7 @@ def test_written_files_match_coffea(toy, derived):
 
 def test_written_files_work_in_the_project_jec_stack(toy, derived):
     """The processors' own JECConfig / CorrectedJetsFactory path reads the derived files."""
-    from processors.jec import JECConfig, l1l2_pt
+    from physics.jec import JECConfig, l1l2_pt
 
     l1, l2, paths = derived
     n = 500
@@ -182,16 +184,16 @@ def test_written_files_work_in_the_project_jec_stack(toy, derived):
         "pt": toy["pt_raw"][:n], "mass": np.zeros(n), "pt_raw": toy["pt_raw"][:n], "mass_raw": np.zeros(n),
         "eta": toy["eta"][:n], "area": toy["area"][:n], "rho": toy["rho"][:n], "pt_gen": toy["pt_gen"][:n]}), counts)
     pt = ak.to_numpy(ak.flatten(l1l2_pt(table, cfg)))
-    _, pt_own = dj.apply_l1l2(l1, l2, toy["pt_raw"][:n], toy["eta"][:n], toy["rho"][:n], toy["area"][:n])
+    _, pt_own = jl.apply_l1l2(l1, l2, toy["pt_raw"][:n], toy["eta"][:n], toy["rho"][:n], toy["area"][:n])
     np.testing.assert_allclose(pt, pt_own, rtol=2e-6)
 
 
 def test_bad_era_name_is_rejected(derived, tmp_path):
     l1, _, _ = derived
     with pytest.raises(ValueError, match="Campaign_Era_MC"):
-        dj.write_jec_files(tmp_path, "Toy.V1", [l1])
+        jl.write_jec_files(tmp_path, "Toy.V1", [l1])
     with pytest.raises(ValueError, match="Campaign_Era_MC"):
-        dj.write_jec_files(tmp_path, "ToyMC", [l1])
+        jl.write_jec_files(tmp_path, "ToyMC", [l1])
 
 
 # --------------------------------------------------------------------------- matching and reading
@@ -201,18 +203,18 @@ def test_match_pileup_jets_mutual_nearest():
                    [{"eta": -2.0, "phi": 1.0}]])
     nopu = ak.Array([[{"eta": 1.02, "phi": -3.13}, {"eta": 0.01, "phi": 0.0}],
                      [{"eta": 2.0, "phi": 1.0}]])
-    idx = dj.match_pileup_jets(pu, nopu).tolist()
+    idx = jc.match_pileup_jets(pu, nopu).tolist()
     # jet 1 matches across the phi wrap; jet 2 is not the nearest to noPU jet 1 (jet 0 is); event 2: too far
     assert idx == [[1, 0, None], [None]]
     # events without noPU jets (pileup-only jets) or without PU jets match nothing
     pu = ak.Array([[{"eta": 0.0, "phi": 0.0}, {"eta": 1.0, "phi": 1.0}], [], [{"eta": 0.0, "phi": 0.0}]])
     nopu = ak.Array([[], [{"eta": 0.0, "phi": 0.0}], [{"eta": 0.01, "phi": 0.0}]])
-    assert dj.match_pileup_jets(pu, nopu).tolist() == [[None, None], [], [0]]
+    assert jc.match_pileup_jets(pu, nopu).tolist() == [[None, None], [], [0]]
 
 
 def test_read_real_pfnano_and_self_match(shared_data):
     path = str(shared_data / "cms" / "pfnano.root")
-    events = dj.read_jet_events([path])
+    events = jc.read_jet_events([path])
     import uproot
 
     with uproot.open(path) as f:
@@ -225,24 +227,24 @@ def test_read_real_pfnano_and_self_match(shared_data):
     # each gen jet with a matched reco jet is flagged (one reco jet per gen jet in this file)
     assert ak.sum(events.genjets.has_reco) == has_gen.sum()
     # the same file as PU and noPU: every jet matches itself, zero offset
-    off = dj.pileup_offsets(events, events, pt_nopu_min=0.0)
+    off = jc.pileup_offsets(events, events, pt_nopu_min=0.0)
     assert len(off["offset"]) == off["n_pu_jets"] == ak.sum(ak.num(events.jets))
     np.testing.assert_array_equal(off["offset"], 0.0)
 
 
 def test_reading_data_without_gen_jets_names_the_problem(shared_data):
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     path = str(shared_data / "cms" / "nano_dimuon.root")
     with pytest.raises(BadInputError, match=r"nano_dimuon\.root: missing branch\(es\).*GenJet_pt"):
-        dj.read_jet_events([path])
+        jc.read_jet_events([path])
 
 
 def test_missing_file_named(tmp_path):
-    from processors.execution import BadInputError
+    from core.errors import BadInputError
 
     with pytest.raises(BadInputError, match="nothere.root: file does not exist"):
-        dj.read_jet_events([str(tmp_path / "nothere.root")])
+        jc.read_jet_events([str(tmp_path / "nothere.root")])
 
 
 # --------------------------------------------------------------------------- the command, end to end
@@ -282,7 +284,7 @@ def test_derive_jec_command_on_toy_root_files(tmp_path, capsys):
     rho_ev = t["rho"][::k]
     # jets of an event spread in phi so that matching is unambiguous
     phi = np.tile(np.linspace(-np.pi, np.pi, k, endpoint=False) + 0.3, n_ev)
-    p0, p1, p2 = toy_offset_params(dj.abs_bin(t["eta"]))
+    p0, p1, p2 = toy_offset_params(jl.abs_bin(t["eta"]))
     rho_jet = np.repeat(rho_ev, k)
     pt_pu = t["pt_nopu"] + 10.0
     for _ in range(30):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import runner
-from processors.dnn import ModelSpec
-from processors.execution import BadInputError
+from models.correction import ModelSpec
+from core.errors import BadInputError
 from processors.jets import JetResponseProcessor
-from processors.run_cli import run_fileset
+from commands.run import run_fileset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models" / "trained" / "deepsets_lite.keras"
@@ -47,7 +47,8 @@ def test_processor_dnn_pt_equals_direct_predict_on_collected_features(generated,
 
     from models.data import pad_batch
     from models.inference import load_model, model_max_len
-    from processors.collect import MANIFEST, collect
+    from commands.collect import collect
+    from inputs.shards import MANIFEST
 
     proc = JetResponseProcessor(models=[spec], min_pt_raw=15.0, max_abs_eta=4.7, keep_jet_arrays=True)
     out = _run(generated, proc)
@@ -92,7 +93,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_answer(generated, spe
 
     from models import inference
     from models.inference import load_model, predict_log_correction
-    from processors.features import jet_features
+    from physics.features import jet_features
 
     from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
 

@@ -7,9 +7,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from processors.electrons import (M_Z, ZeeProcessor, collect_electrons, mass_constraint_label, pair_labels,
-                                  pair_mass, run_electrons)
-from processors.execution import BadInputError
+from commands.collect import collect_electrons
+from commands.run import run_electrons
+from core.constants import M_Z
+from physics.electrons import mass_constraint_label, pair_labels, pair_mass
+from processors.electrons import ZeeProcessor
+from core.errors import BadInputError
 
 
 def _z_decay(m: float, pz: float, pt: float, cos_theta: float, phi_star: float, phi_z: float):

@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.execution import BadInputError
-from processors.features import (
-    FEATURE_NAMES, Constituents, JetTable, assemble_features, jet_features, one_hot, pt_d, read_mljec,
-    relative_kinematics, sigma2, wrap_phi,
-)
+from core.errors import BadInputError
+from physics.features import Constituents, FEATURE_NAMES, JetTable, assemble_features, jet_features, one_hot, pt_d, read_mljec, relative_kinematics, sigma2, wrap_phi
 
 IDX = {coll: {name: i for i, name in enumerate(names)} for coll, names in FEATURE_NAMES.items()}
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import uproot
 
-from processors.jec import JECConfig
-from processors.jets import JetResponseProcessor, flavour_category
-from processors.run_cli import run_fileset
+from physics.jec import JECConfig
+from physics.jets import flavour_category
+from processors.jets import JetResponseProcessor
+from commands.run import run_fileset
 
 CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "processors" / "configs"
 MC_FILES = ("pfnano.root", "nano_dy.root", "nano_tt_v12.root")
@@ -125,7 +126,7 @@ def test_executors_give_identical_histograms(shared_data, jec_text):
 def test_flavour_definition():
     codes = np.array([0, 1, 2, 3, 4, 5, 21, 6])
     assert list(flavour_category(codes)) == ["unknown", "uds", "uds", "uds", "c", "b", "g", "unknown"]
-    from processors.jets import jet_flavour
+    from physics.jets import jet_flavour
 
     jets = ak.Array([[{"hadronFlavour": 5, "partonFlavour": -1}, {"hadronFlavour": 0, "partonFlavour": -21},
                       {"hadronFlavour": 0, "partonFlavour": 0}, {"hadronFlavour": 4, "partonFlavour": 21}]])

@@ -9,8 +9,8 @@ import pytest
 
 from models.config import ModelConfig, load_config
 from models.data import masked_mae, pad_batch, pad_rows
-from processors.execution import BadInputError
-from processors.features import FEATURE_NAMES
+from core.errors import BadInputError
+from physics.features import FEATURE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "models" / "configs"
@@ -266,7 +266,7 @@ def test_config_errors_name_the_file(tmp_path):
 
 
 def test_shipped_lite_model_loads_and_matches_the_feature_builder():
-    from processors.dnn import ModelSpec
+    from models.correction import ModelSpec
 
     path = ROOT / "models" / "trained" / "deepsets_lite.keras"
     if not path.exists():

@@ -9,8 +9,9 @@ import pytest
 import uproot
 
 import runner
-from processors.execution import BadInputError, load_fileset
-from processors.metrics import hist_quantiles
+from core.errors import BadInputError
+from inputs.fileset import load_fileset
+from results.metrics import hist_quantiles
 
 JEC_YAML = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "processors" / "configs" / "jec_summer22_puppi.yaml")
 
@@ -119,7 +120,7 @@ def test_hist_quantiles_match_numpy():
 
 
 def test_report_against_baseline(shared_data, tmp_path, capsys):
-    from processors.metrics import flavour_medians, flavour_spread, summarize
+    from results.metrics import flavour_medians, flavour_spread, summarize
 
     out_path = tmp_path / "tt.coffea"
     assert cli("run", "--fileset", str(shared_data / "cms" / "nano_tt_v12.root"), "--jec", JEC_YAML,
@@ -143,7 +144,7 @@ def test_report_against_baseline(shared_data, tmp_path, capsys):
 
 
 def test_gpu_resource_annotation_reaches_the_scheduler():
-    from processors.execution import make_executor
+    from execution.executors import make_executor
 
     with make_executor("dask", 1, status=False, gpu_resource=True) as ex:
         fut = ex.client.submit(lambda x: x + 1, 1, pure=False)

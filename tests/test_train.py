@@ -10,8 +10,8 @@ import pytest
 import runner
 from models.config import load_config
 from models.data import load_split, make_dataset, read_shard_manifest
-from processors.execution import BadInputError
-from processors.features import FEATURE_NAMES
+from core.errors import BadInputError
+from physics.features import FEATURE_NAMES
 
 CONFIG = "models/configs/deepsets_lite.yaml"
 

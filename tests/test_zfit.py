@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.zfit import M_Z, crystal_ball, effective_iqr, fit_masses, sample_bw_cb
+from results.zfit import M_Z, crystal_ball, effective_iqr, fit_masses, sample_bw_cb
 
 
 @pytest.mark.parametrize("sigma, dm, seed", [(1.0, 0.0, 1), (1.8, -0.4, 2)])
@@ -44,7 +44,7 @@ def test_fit_refuses_empty_range():
 
 
 def test_sigma_effective_of_a_gaussian():
-    from models.zfit import sigma_effective
+    from results.zfit import sigma_effective
 
     rng = np.random.default_rng(6)
     m = 91.0 + 1.5 * rng.standard_normal(100_000)

@@ -1,4 +1,8 @@
-"""The local stand-in HTCondor pool (``condor_submit``, ``condor_q``, ``condor_rm``); see pool.py."""
+"""The local stand-in HTCondor pool (``condor_submit``, ``condor_q``, ``condor_rm``); see pool.py.
+
+state.py keeps the job table, submit.py reads submit descriptions and queues jobs, pool.py
+runs them (the shepherd), removes them and holds the command lines that bin/ calls.
+"""
 from __future__ import annotations
 
 from pathlib import Path

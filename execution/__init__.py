@@ -1,0 +1,1 @@
+"""Running chunks: executors (local and HTCondor) and the one place that builds coffea's Runner."""

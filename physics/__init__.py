@@ -1,0 +1,1 @@
+"""Per-chunk physics: pure functions on awkward arrays (jets, features, JEC, electrons)."""

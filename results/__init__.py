@@ -1,0 +1,1 @@
+"""Reading outputs: metrics, report, fits and plots. Never runs chunks."""
