@@ -10,7 +10,7 @@ DEFAULT_SEED = 42
 DEFAULT_PILEUP = 30.0
 
 
-def default_sample(cache_dir: str = "cache/samples/default", workers: int = 2, executor: str = "dask") -> dict:
+def default_sample(cache_dir: str = "cache/samples/default_pf", workers: int = 2, executor: str = "dask") -> dict:
     """Coffea fileset {"qcd": {"files": {path: "Events"}}} of the cached default sample (generated if absent)."""
     from samples.generate import chunk_items, generate_sample
 

@@ -1,12 +1,15 @@
-"""Parametric CMS-like detector, vectorised on flat particle arrays (GeV, mm, cm for vertices).
+"""CMS-like detector: configuration and particle-level calorimeter response (GeV, mm, rad).
 
-``simulate_particles(parts, rng, from_pv)`` turns stable generator particles into a
-particle-flow-like candidate list: tracked charged hadrons (211), electrons (11),
-muons (13), photons (22), neutral hadrons (130), HF hadronic/EM (1, 2). Neutrinos are
-lost; untracked charged hadrons end in the calorimeters. The hadron calorimeter response
-is non-linear (Groom-style e/h with an energy-dependent pi0 fraction), so low-energy
-hadrons respond lowest; every subdetector has stochastic, noise and constant terms and a
-threshold.
+``DetectorConfig`` holds every parameter of the detector (calorimeter grids, shower model,
+tracker, particle flow). ``calo_deposits(parts, rng, cfg)`` turns stable particles into
+calorimeter deposits at the calorimeter surfaces (charged particles bend in the 3.8 T field
+and curl up below ~0.75 GeV): photons and electrons shower in ECAL; hadrons shower with an
+EM fraction sampled per shower (Groom-like energy-dependent mean, beta-distributed spread,
+species-dependent scale E0, visible energy E - m for baryons and E + m for antibaryons),
+a non-compensating response h/e, about two thirds starting in ECAL, a sampling term and a
+longitudinal leakage growing with energy; muons leave MIP deposits; neutrinos nothing.
+The grids, noise, thresholds and clustering are in ``samples.calorimeter``, the tracker in
+``samples.tracking``, particle flow in ``samples.particle_flow``.
 """
 from __future__ import annotations
 
@@ -14,141 +17,228 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from samples.calorimeter import CaloGrid, eta_edges
+
+PF_CHARGED, PF_ELECTRON, PF_MUON, PF_PHOTON, PF_NEUTRAL, PF_HF_HAD, PF_HF_EM = 211, 11, 13, 22, 130, 1, 2
+PION_MASS = 0.13957
+MUON_MASS = 0.10566
+ELECTRON_MASS = 0.000511
+
+EB = CaloGrid("EB", eta_edges((-1.479, 1.479, 170)), 360, noise=0.04, threshold=0.08, seed_threshold=0.23,
+              miscalibration=0.005, miscal_seed=101, share=0.12, spread=0.2)
+EE = CaloGrid("EE", eta_edges((-3.0, -1.479, 52), (1.479, 3.0, 52)), 360, noise=0.15, threshold=0.3,
+              seed_threshold=0.6, miscalibration=0.01, miscal_seed=102, share=0.12, spread=0.2)
+HCAL = CaloGrid("HCAL", eta_edges((-3.0, 3.0, 69)), 72, noise=0.25, threshold=0.8, seed_threshold=1.1,
+                miscalibration=0.03, miscal_seed=103, share=0.2, spread=0.3)
+HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, threshold=1.2, seed_threshold=2.0,
+              miscalibration=0.05, miscal_seed=104, share=0.15, spread=0.3)
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Detector parameters (energies in GeV)."""
+    """Every detector parameter (GeV, m for calorimeter surfaces, cm for the tracker)."""
 
+    # calorimeter geometry
+    ecal_barrel: CaloGrid = EB
+    ecal_endcap: CaloGrid = EE
+    hcal: CaloGrid = HCAL
+    hf: CaloGrid = HF
+    barrel_eta: float = 1.479
+    hcal_eta: float = 3.0
+    hf_eta_max: float = 5.0
+    b_field: float = 3.8                     # T
+    ecal_radius: float = 1.29                # m
+    ecal_z: float = 3.15
+    hcal_radius: float = 1.9
+    hcal_z: float = 3.9
+    hf_z: float = 11.15
+    # EM showers
+    ecal_stoch: float = 0.03                 # sqrt(GeV)
+    ecal_const: float = 0.003
+    ecal_scale: float = 0.98
+    hf_em_stoch: float = 2.0
+    hf_em_channel: float = 0.9               # share of an EM shower read in the HF long-fibre (EM) channel
+    # hadron showers
+    h_over_e: float = 0.45                   # non-compensating hadronic/EM response
+    groom_k: float = 0.82                    # <f_em> = 1 - (E / E0)^(k - 1)
+    e0_pion: float = 1.0                     # GeV, Groom scale per species
+    e0_kaon: float = 1.3
+    e0_baryon: float = 2.6
+    fem_concentration: float = 10.0          # beta concentration: sigma(f_em) = sqrt(m(1-m)/(c+1))
+    p_start_in_ecal: float = 0.6             # hadrons interacting in ECAL (~1.1 lambda_I)
+    ecal_share_mean: float = 0.35            # mean share of an ECAL-starting shower read in ECAL
+    ecal_share_concentration: float = 4.0
+    hcal_stoch: float = 0.8                  # sampling term (sqrt(GeV))
+    hf_had_stoch: float = 1.6
+    hf_had_em_share: float = 0.25            # mean share of a hadron shower in the HF EM channel
+    leak_ref: float = 30.0                   # GeV: leakage mean = leak_coef * log(E / leak_ref)
+    leak_coef: float = 0.012
+    mip_ecal: float = 0.3                    # GeV, MIP in ECAL (muons, non-interacting hadrons)
+    mip_hcal: float = 2.0
+    # tracker (see samples.tracking)
     tracker_eta: float = 2.5
     track_min_pt: float = 0.4
     track_eff_plateau: float = 0.95
-    track_eff_turnon: float = 0.8           # GeV scale of the low-pt efficiency loss
+    track_eff_turnon: float = 0.8            # GeV
+    track_max_radius: float = 60.0           # cm: no track from production beyond
     track_res_const: float = 0.008
     track_res_slope: float = 1.2e-4          # per GeV
-    ecal_stoch: float = 0.03
-    ecal_noise: float = 0.2
-    ecal_const: float = 0.005
-    ecal_threshold: float = 0.7
-    ecal_scale: float = 0.98
-    hcal_stoch: float = 1.0
-    hcal_noise: float = 0.5
-    hcal_const: float = 0.05
-    hcal_threshold: float = 1.5
-    h_over_e: float = 0.45                   # hadronic/EM response of the calorimeters (non-compensating)
-    groom_k: float = 0.82                    # f_em = 1 - E^(k-1)
-    calo_eta: float = 5.0
-    hf_eta: float = 3.0
+    d0_res_um: float = 20.0
+    d0_ms_um: float = 90.0                   # um * GeV
+    pixel_l1_radius: float = 2.9             # cm
+    pixel_l2_radius: float = 6.8
+    pixel_l1_half_length: float = 26.7
+    pixel_hit_eff: float = 0.97
+    track_details_pt: float = 0.5            # GeV: packed candidates keep track details above
+    # vertexing
+    vertex_eff: float = 0.92
+    vertex_min_tracks: int = 2
+    vertex_z_res: float = 0.002              # cm
+    fit_dz_sig: float = 3.0                  # tracks used in a vertex fit within this dz significance
+    tight_dz_sig: float = 1.5
+    compat_dz: float = 0.3                   # cm: CompatibilityDz window
+    # particle flow
+    pf_excess_nsigma: float = 1.0
+    pf_track_link_pt: float = 0.0
     muon_eta: float = 2.4
-    d0_res_um: float = 20.0                  # asymptotic impact-parameter resolution
-    d0_ms_um: float = 90.0                   # multiple scattering term (um * GeV)
+    muon_min_p: float = 3.0
+    muon_eff: float = 0.97
+    muon_fake: float = 0.002
+    ele_min_pt: float = 2.0
+    ele_eff: float = 0.85
+    ele_eff_turnon: float = 4.0              # GeV
+    ele_fake_eoverp: float = 0.8             # pions with ECAL/p above, HCAL/p below 0.1 can fake
+    ele_fake_prob: float = 0.3
+    # PUPPI
+    puppi_r: float = 0.4
+    puppi_rmin: float = 0.01
+    puppi_ptmin: float = 0.1                 # GeV (weighted pt below -> weight 0)
 
 
 NOMINAL = DetectorConfig()
 
-PF_CHARGED, PF_ELECTRON, PF_MUON, PF_PHOTON, PF_NEUTRAL, PF_HF_HAD, PF_HF_EM = 211, 11, 13, 22, 130, 1, 2
-PION_MASS = 0.13957
+
+def curl_radius(pt: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Transverse diameter (m) of the helix of a charged particle of ``pt`` GeV."""
+    return 2.0 * np.asarray(pt) / (0.3 * cfg.b_field)
 
 
-def hadron_response(e: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
-    """Mean HCAL response to a hadron of energy ``e`` (GeV): f_em + (1 - f_em) h/e."""
-    f_em = 1.0 - np.power(np.maximum(e, 1.0), cfg.groom_k - 1.0)
-    return f_em + (1.0 - f_em) * cfg.h_over_e
+def surface_phi(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray, radius: float, z: float,
+                cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
+    """(phi at a calorimeter surface (barrel ``radius``, endcap ``z``, m), reaches it) for a particle
+    from the beam line; neutral particles go straight."""
+    pt = np.maximum(np.asarray(pt), 1e-6)
+    r_t = np.minimum(radius, z / np.maximum(np.abs(np.sinh(eta)), 1e-9))
+    x = 0.3 * cfg.b_field * r_t / (2.0 * pt)
+    q = np.asarray(charge)
+    reaches = (q == 0) | (x < 1.0)
+    dphi = -np.sign(q) * np.arcsin(np.clip(x, 0.0, 1.0))
+    return np.mod(phi + dphi + np.pi, 2 * np.pi) - np.pi, reaches
 
 
-def _smear(rng, x, rel):
-    return x * np.maximum(1.0 + rel * rng.standard_normal(x.shape), 0.0)
+def groom_scale(pid: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Groom E0 (GeV) of the EM fraction per species: pions, kaons, baryons."""
+    a = np.abs(pid)
+    baryon = (a > 1000) & (a < 10000)
+    kaon = np.isin(a, (321, 130, 310))
+    return np.where(baryon, cfg.e0_baryon, np.where(kaon, cfg.e0_kaon, cfg.e0_pion))
 
 
-def simulate_particles(parts: dict, rng: np.random.Generator, from_pv: np.ndarray,
-                       cfg: DetectorConfig = NOMINAL) -> dict:
-    """PF candidates from flat stable particles.
+def visible_energy(e: np.ndarray, pid: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """Energy a hadron can deposit (GeV): kinetic for baryons, E + m for antibaryons."""
+    a = np.abs(pid)
+    baryon = (a > 1000) & (a < 10000)
+    return np.where(baryon & (pid > 0), e - mass, np.where(baryon & (pid < 0), e + mass, e))
 
-    ``parts``: px, py, pz, e, pdgId, charge, vx, vy, vz (GeV, mm, vertex relative to the
-    beam spot), plus ``pv_z`` (cm) of the interaction; ``from_pv``: bool per particle
-    (hard-scatter vertex). Returns flat candidate arrays with ``src`` (index of the
-    generator particle) and track quantities.
+
+def mean_em_fraction(e: np.ndarray, pid: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Mean EM fraction of a hadron shower of visible energy ``e`` (GeV)."""
+    e0 = groom_scale(pid, cfg)
+    return np.clip(1.0 - np.power(np.maximum(e / e0, 1.0), cfg.groom_k - 1.0), 0.0, 0.95)
+
+
+def hadron_showers(e: np.ndarray, pid: np.ndarray, mass: np.ndarray, rng: np.random.Generator,
+                   cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled hadron showers: (ECAL-read GeV, HCAL-read GeV, f_em) before cell noise.
+
+    f_em ~ Beta around ``mean_em_fraction``; response f_em + (1 - f_em) h/e, a sampling term,
+    leakage (exponential, mean growing with log E); a share of the shower read in ECAL for
+    hadrons interacting there, a MIP otherwise.
     """
-    px, py, pz, e = parts["px"], parts["py"], parts["pz"], parts["e"]
-    pid = parts["pdgId"]
-    apid = np.abs(pid)
-    q = parts["charge"]
-    pt = np.hypot(px, py)
-    ok = pt > 1e-6
-    pt = np.where(ok, pt, 1e-6)
-    eta = np.arcsinh(pz / pt)
-    phi = np.arctan2(py, px)
+    n = len(e)
+    ev = np.maximum(visible_energy(e, pid, mass), 0.0)
+    m = mean_em_fraction(ev, pid, cfg)
+    c = cfg.fem_concentration
+    fem = rng.beta(np.maximum(m * c, 1e-3), np.maximum((1.0 - m) * c, 1e-3))
+    resp = fem + (1.0 - fem) * cfg.h_over_e
+    samp = 1.0 + cfg.hcal_stoch / np.sqrt(np.maximum(ev, 0.1)) * rng.standard_normal(n) * np.sqrt(1.0 - fem)
+    leak_mean = cfg.leak_coef * np.log(np.maximum(ev / cfg.leak_ref, 1.0))
+    leak = np.minimum(rng.exponential(1.0, n) * leak_mean, 0.9)
+    total = ev * resp * np.maximum(samp, 0.0) * (1.0 - leak)
+    in_ecal = rng.random(n) < cfg.p_start_in_ecal
+    k = cfg.ecal_share_concentration
+    share = rng.beta(cfg.ecal_share_mean * k, (1.0 - cfg.ecal_share_mean) * k, n)
+    mip = np.minimum(cfg.mip_ecal * (1.0 + 0.3 * rng.standard_normal(n)).clip(0.3), total)
+    e_ecal = np.where(in_ecal, share * total, mip)
+    return e_ecal, total - e_ecal, fem
+
+
+def em_showers(e: np.ndarray, rng: np.random.Generator, stoch: float, const: float, scale: float) -> np.ndarray:
+    """EM shower energies read by a calorimeter (GeV): scale, stochastic and constant terms."""
+    rel = np.sqrt(stoch ** 2 / np.maximum(e, 1e-3) + const ** 2)
+    return np.maximum(e * scale * (1.0 + rel * rng.standard_normal(len(e))), 0.0)
+
+
+def calo_deposits(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> dict:
+    """Calorimeter deposits of flat particles.
+
+    ``parts``: pt, eta, phi, e, pdgId, charge, mass, event (flat arrays, GeV). Returns, for
+    "ecal", "hcal", "hf": dicts of flat deposits ``event, eta, phi, energy, true`` (GeV, the
+    true column is the particle energy times the deposit's share of its total signal) and,
+    for "hf", ``em`` (the EM-channel part of ``energy``).
+    """
+    pt, eta, phi, e, pid, q = (parts[k] for k in ("pt", "eta", "phi", "e", "pdgId", "charge"))
+    ev = parts["event"]
+    a = np.abs(pid)
     aeta = np.abs(eta)
     n = len(pt)
-    u = rng.random(n)
-    g1, g2, g3, g4 = (rng.standard_normal(n) for _ in range(4))
-    invisible = (apid == 12) | (apid == 14) | (apid == 16) | ~ok
-    charged = (q != 0) & ~invisible
-    eff = cfg.track_eff_plateau * (1.0 - np.exp(-pt / cfg.track_eff_turnon))
-    tracked = charged & (aeta < cfg.tracker_eta) & (pt > cfg.track_min_pt) & (u < eff)
-    is_mu = (apid == 13) & tracked & (aeta < cfg.muon_eta) & (pt > 3.0)
-    is_ele = (apid == 11) & tracked
-    # tracker momentum
-    rel_trk = np.hypot(cfg.track_res_const, cfg.track_res_slope * pt) * (1.0 + 0.5 * aeta / cfg.tracker_eta)
-    pt_trk = pt * np.maximum(1.0 + rel_trk * g1, 0.05)
-    # ECAL for photons and electrons
-    em = ((apid == 22) | (apid == 11)) & ~tracked & ~invisible
-    em_res = np.sqrt((cfg.ecal_stoch / np.sqrt(np.maximum(e, 1e-3))) ** 2 + (cfg.ecal_noise / np.maximum(e, 1e-3)) ** 2
-                     + cfg.ecal_const ** 2)
-    e_em = e * cfg.ecal_scale * np.maximum(1.0 + em_res * g2, 0.0)
-    ele_res = np.sqrt((cfg.ecal_stoch / np.sqrt(np.maximum(e, 1e-3))) ** 2 + cfg.ecal_const ** 2)
-    # hadrons in the calorimeters: neutral hadrons and untracked charged hadrons (not muons)
-    had = ~invisible & ~tracked & ~em & (apid != 13)
-    r_h = hadron_response(e, cfg)
-    h_res = np.sqrt((cfg.hcal_stoch / np.sqrt(np.maximum(e, 1e-3))) ** 2 + (cfg.hcal_noise / np.maximum(e, 1e-3)) ** 2
-                    + cfg.hcal_const ** 2)
-    e_had = e * r_h * np.maximum(1.0 + h_res * g3, 0.0)
-    in_calo = aeta < cfg.calo_eta
-    keep_em = em & in_calo & (e_em > cfg.ecal_threshold * np.where(aeta > cfg.hf_eta, 4.0, 1.0))
-    keep_had = had & in_calo & (e_had > cfg.hcal_threshold * np.where(aeta > cfg.hf_eta, 3.0, 1.0))
-    keep_trk = tracked & ((apid != 13) | is_mu)
-    keep = keep_trk | keep_em | keep_had
-    # candidate energies and codes
-    e_out = np.where(keep_trk, np.where(is_ele, e * np.maximum(1 + ele_res * g2, 0.05), pt_trk * np.cosh(eta)),
-                     np.where(keep_em, e_em, e_had))
-    code = np.where(keep_trk, np.where(is_mu, PF_MUON, np.where(is_ele, PF_ELECTRON, PF_CHARGED)),
-                    np.where(keep_em, np.where(aeta > cfg.hf_eta, PF_HF_EM, PF_PHOTON),
-                             np.where(aeta > cfg.hf_eta, PF_HF_HAD, PF_NEUTRAL)))
-    code = np.where(keep_trk, code * -np.sign(q) * np.where(code == PF_CHARGED, -1, 1), code)
-    mass = np.where(keep_trk, np.where(is_mu, 0.10566, np.where(is_ele, 0.000511, PION_MASS)), 0.0)
-    # angular smearing of calorimeter objects (cell size)
-    dphi_cal = np.where(keep_trk, 0.0, np.where(keep_em, 0.01, 0.04)) * g4
-    deta_cal = np.where(keep_trk, 0.0, np.where(keep_em, 0.01, 0.04)) * rng.standard_normal(n)
-    eta_out = eta + deta_cal
-    phi_out = np.mod(phi + dphi_cal + np.pi, 2 * np.pi) - np.pi
-    pt_out = e_out / np.cosh(eta_out)
-    # impact parameters from the production vertex (mm -> cm), helix-free straight-line
-    vx, vy, vz = parts["vx"] * 0.1, parts["vy"] * 0.1, parts["vz"] * 0.1
-    d0_true = vx * np.sin(phi) - vy * np.cos(phi)
-    dz_true = vz - (vx * np.cos(phi) + vy * np.sin(phi)) * np.sinh(eta)
-    sig_d0 = 1e-4 * np.hypot(cfg.d0_res_um, cfg.d0_ms_um / np.maximum(pt, 0.1) / np.sqrt(np.cosh(eta) ** -1 + 1e-3))
-    sig_dz = 1.5 * sig_d0 * np.cosh(eta) ** 0.5
-    d0 = d0_true + sig_d0 * rng.standard_normal(n)
-    dz = dz_true + sig_dz * rng.standard_normal(n)
-    nhits = np.clip(np.rint(14 + 3 * rng.standard_normal(n) - 4 * (aeta > 2.0)), 5, 25)
-    lost_inner = (np.hypot(vx, vy) > 4.0).astype(np.int32) + (rng.random(n) < 0.03)
-    chi2 = rng.chisquare(5, n) / 5.0
-    sel = np.nonzero(keep)[0]
-    trk = keep_trk[sel]
-    pv = from_pv[sel]
-    # PV association quality as in PackedCandidate: 7 UsedInFitTight, 6 UsedInFitLoose, 5 CompatibilityDz,
-    # 4 CompatibilityBTag, 0 NotReconstructedPrimary (from another vertex)
-    displaced = np.abs(d0[sel]) > 5 * sig_d0[sel]
-    assoc = np.where(pv, np.where(displaced, 4, np.where(pt[sel] > 1.0, 7, 6)), 0)
-    out = {
-        "src": sel, "pt": pt_out[sel], "eta": eta_out[sel], "phi": phi_out[sel], "mass": mass[sel],
-        "pdgId": code[sel].astype(np.int32), "charge": np.where(trk, q[sel], 0).astype(np.int32),
-        "d0": np.where(trk, d0[sel], 0.0), "d0Err": np.where(trk, sig_d0[sel], 0.0),
-        "dz": np.where(trk, dz[sel], 0.0), "dzErr": np.where(trk, sig_dz[sel], 0.0),
-        "trkChi2": np.where(trk, chi2[sel], 0.0), "numberOfHits": np.where(trk, nhits[sel], 0).astype(np.int32),
-        "lostInnerHits": np.where(trk, lost_inner[sel], 0).astype(np.int32),
-        "pvAssocQuality": np.where(trk, assoc, 0).astype(np.int32),
-        "fromPV": np.where(trk, np.where(pv, 3, 0), 2 * pv).astype(np.int32),
-        "puppiWeight": np.where(trk, pv.astype(np.float64), 1.0),
-        "tracked": trk,
-    }
-    return out
+    nu = np.isin(a, (12, 14, 16))
+    em = (a == 22) | (a == 11)
+    mu = a == 13
+    had = ~(nu | em | mu)
+    phi_e, reach_e = surface_phi(pt, eta, phi, q, cfg.ecal_radius, cfg.ecal_z, cfg)
+    phi_h, reach_h = surface_phi(pt, eta, phi, q, cfg.hcal_radius, cfg.hcal_z, cfg)
+    phi_f, reach_f = surface_phi(pt, eta, phi, q, 10.0, cfg.hf_z, cfg)
+    central = aeta < cfg.hcal_eta
+    forward = (aeta >= cfg.hcal_eta) & (aeta < cfg.hf_eta_max)
+    g_em = em_showers(e, rng, cfg.ecal_stoch, cfg.ecal_const, cfg.ecal_scale)
+    h_ecal, h_hcal, _ = hadron_showers(e, pid, parts["mass"], rng, cfg)
+    mip_e = np.maximum(rng.gumbel(cfg.mip_ecal, 0.05, n), 0.0)
+    mip_h = np.maximum(rng.gumbel(cfg.mip_hcal, 0.3, n), 0.0)
+    e_ecal = np.where(em, g_em, np.where(had, h_ecal, np.where(mu, mip_e, 0.0)))
+    e_hcal = np.where(had, h_hcal, np.where(mu, mip_h, 0.0))
+    tot = np.maximum(e_ecal + e_hcal, 1e-12)
+    t_ecal, t_hcal = e * e_ecal / tot, e * e_hcal / tot
+    ok_e = central & reach_e & (e_ecal > 0)
+    ok_h = central & reach_h & (e_hcal > 0)
+    # HF: EM showers mostly in the long (EM) fibres, hadron showers mostly read as hadronic
+    hf_em = em_showers(e, rng, cfg.hf_em_stoch, 0.05, cfg.ecal_scale)
+    hf_had = h_ecal + h_hcal
+    hf_had = hf_had * np.maximum(1.0 + cfg.hf_had_stoch / np.sqrt(np.maximum(e, 0.1)) * rng.standard_normal(n), 0.0)
+    share_em = np.where(em, cfg.hf_em_channel,
+                        rng.beta(cfg.hf_had_em_share * 4.0, (1.0 - cfg.hf_had_em_share) * 4.0, n))
+    e_hf = np.where(em, hf_em, np.where(had, hf_had, np.where(mu, 0.5 * mip_h, 0.0)))
+    ok_f = forward & reach_f & (e_hf > 0)
+
+    def pack(mask, phi_s, energy, true, **more):
+        d = {"event": ev[mask], "eta": eta[mask], "phi": phi_s[mask], "energy": energy[mask], "true": true[mask],
+             "index": np.nonzero(mask)[0]}
+        d.update({k: v[mask] for k, v in more.items()})
+        return d
+
+    return {"ecal": pack(ok_e, phi_e, e_ecal, t_ecal), "hcal": pack(ok_h, phi_h, e_hcal, t_hcal),
+            "hf": pack(ok_f, phi_f, e_hf, e.astype(np.float64), em=e_hf * share_em)}
+
+
+__all__ = ["DetectorConfig", "NOMINAL", "EB", "EE", "HCAL", "HF", "calo_deposits", "hadron_showers",
+           "em_showers", "mean_em_fraction", "surface_phi", "visible_energy", "groom_scale"]

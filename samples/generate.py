@@ -21,6 +21,24 @@ RHO_ETA, RHO_NETA, RHO_NPHI = 4.7, 17, 12
 PU_LIBRARY_EVENTS = 200
 PU_LIBRARY_SEED = 20260
 BEAMSPOT_SIGMA_Z_CM = 3.5
+LIBRARY_VERSION = "v2"          # v2: K0S/Lambda decay in flight, production vertices stored
+GHOST_AREA, GHOST_MAXRAP = 0.01, 5.0
+#: PFCands branches and dtypes written, as in real PFNano (../shared/data/cms/pfnano.root)
+PFCAND_BRANCHES = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "mass": np.float32, "pdgId": np.int32,
+                   "charge": np.int32, "d0": np.float32, "d0Err": np.float32, "dz": np.float32, "dzErr": np.float32,
+                   "trkChi2": np.float32, "vtxChi2": np.float32, "trkQuality": np.int32,
+                   "pvAssocQuality": np.int32, "lostInnerHits": np.int32, "puppiWeight": np.float32,
+                   "puppiWeightNoLep": np.float32}
+
+
+def _execution():
+    """(BadInputError, make_executor) wherever the execution layer lives now."""
+    try:
+        from core.errors import BadInputError
+        from execution.executors import make_executor
+    except ImportError:  # older layout
+        from processors.execution import BadInputError, make_executor
+    return BadInputError, make_executor
 
 
 def chunk_seed(seed: int, i: int) -> int:
@@ -93,12 +111,12 @@ def pileup_library(cache_dir: str | Path, seed: int = PU_LIBRARY_SEED, n_events:
     """Path of the minimum-bias library (npz), generated with Pythia on first use."""
     from samples.pythia_gen import generate_events
 
-    path = Path(cache_dir) / f"minbias_seed{seed}_n{n_events}.npz"
+    path = Path(cache_dir) / f"minbias_{LIBRARY_VERSION}_seed{seed}_n{n_events}.npz"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     evs = generate_events("minbias", n_events, seed)
-    keys = ("px", "py", "pz", "e", "pdgId", "charge")
+    keys = ("px", "py", "pz", "e", "pdgId", "charge", "vx", "vy", "vz")
     arr = {k: np.concatenate([e[k] for e in evs]) for k in keys}
     arr["counts"] = np.array([len(e["px"]) for e in evs])
     tmp = path.with_suffix(".tmp.npz")
@@ -115,10 +133,14 @@ def _load_library(path: str | Path) -> dict:
 
 
 def mix_pileup(lib: dict, n_pu: int, rng: np.random.Generator) -> dict:
-    """Stable particles of ``n_pu`` minimum-bias interactions at their own vertices (vx,vy,vz in mm)."""
+    """Stable particles of ``n_pu`` minimum-bias interactions at their own vertices.
+
+    Returns px, py, pz, e, pdgId, charge, vx, vy, vz (mm: production point, vz absolute),
+    ``vertex`` (interaction 0..n_pu-1) and ``vertex_z_mm`` (z of each interaction)."""
     if n_pu == 0:
-        return {k: np.zeros(0, dtype=lib[k].dtype) for k in ("px", "py", "pz", "e", "pdgId", "charge")} | {
-            "vx": np.zeros(0), "vy": np.zeros(0), "vz": np.zeros(0), "vertex": np.zeros(0, dtype=np.int64)}
+        z = np.zeros(0)
+        return {"px": z, "py": z, "pz": z, "e": z, "pdgId": np.zeros(0, np.int32), "charge": np.zeros(0, np.int32),
+                "vx": z, "vy": z, "vz": z, "vertex": np.zeros(0, dtype=np.int64), "vertex_z_mm": z}
     pick = rng.integers(0, len(lib["counts"]), n_pu)
     flip = rng.random(n_pu) < 0.5               # reflect in z and rotate in phi to extend the library
     rot = rng.uniform(-np.pi, np.pi, n_pu)
@@ -126,10 +148,13 @@ def mix_pileup(lib: dict, n_pu: int, rng: np.random.Generator) -> dict:
     idx = np.concatenate([np.arange(lib["offsets"][k], lib["offsets"][k + 1]) for k in pick])
     vert = np.repeat(np.arange(n_pu), lib["counts"][pick])
     c, s = np.cos(rot[vert]), np.sin(rot[vert])
+    sign = np.where(flip[vert], -1, 1)
     px, py = lib["px"][idx], lib["py"][idx]
-    return {"px": c * px - s * py, "py": s * px + c * py, "pz": np.where(flip[vert], -1, 1) * lib["pz"][idx],
+    vx, vy = lib["vx"][idx], lib["vy"][idx]
+    return {"px": c * px - s * py, "py": s * px + c * py, "pz": sign * lib["pz"][idx],
             "e": lib["e"][idx], "pdgId": lib["pdgId"][idx], "charge": lib["charge"][idx],
-            "vx": np.zeros(len(idx)), "vy": np.zeros(len(idx)), "vz": z[vert], "vertex": vert}
+            "vx": c * vx - s * vy, "vy": s * vx + c * vy, "vz": z[vert] + sign * lib["vz"][idx], "vertex": vert,
+            "vertex_z_mm": z}
 
 
 # ---------------------------------------------------------------- clustering
@@ -162,59 +187,103 @@ def _kin(jets_ev):
 
 
 # ---------------------------------------------------------------- one chunk
+_GHOSTS: list = []
+
+
+def _ghost_spec():
+    """The process-wide ghost specification, its random state checkpointed at creation."""
+    import fastjet
+
+    if not _GHOSTS:
+        spec = fastjet.GhostedAreaSpec(GHOST_MAXRAP, 1, GHOST_AREA)
+        spec.checkpoint_random()
+        _GHOSTS.append(spec)
+    return _GHOSTS[0]
+
+
+def _reco_jets(flat: dict, mask: np.ndarray, n: int, min_pt: float) -> list[tuple[list, list, list]]:
+    """anti-kT R=0.4 of the masked candidates per event with FastJet active areas (explicit ghosts,
+    ghost area 0.01 to |y| = 5): per event (jets px,py,pz,E dicts, constituent lists, areas)."""
+    import fastjet
+
+    jd = fastjet.JetDefinition(fastjet.antikt_algorithm, R_JET)
+    spec = _ghost_spec()
+    ad = fastjet.AreaDefinition(fastjet.active_area_explicit_ghosts, spec)
+    idx = np.nonzero(mask)[0]
+    ev = flat["event"][idx]
+    pt, eta, phi, m = (flat[k][idx] for k in ("pt", "eta", "phi", "mass"))
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    e = np.sqrt(px ** 2 + py ** 2 + pz ** 2 + m ** 2)
+    bounds = np.searchsorted(ev, np.arange(n + 1))
+    out = []
+    for i in range(n):
+        a, b = bounds[i], bounds[i + 1]
+        pjs = [fastjet.PseudoJet(*v) for v in zip(px[a:b].tolist(), py[a:b].tolist(), pz[a:b].tolist(), e[a:b].tolist())]
+        for k, pj in enumerate(pjs):
+            pj.set_user_index(int(idx[a + k]))
+        spec.restore_checkpoint_random()      # the same ghosts in every event and process: reproducible
+        cs = fastjet.ClusterSequenceArea(pjs, jd, ad)
+        jets = cs.inclusive_jets(min_pt)
+        out.append(([{"px": j.px(), "py": j.py(), "pz": j.pz(), "E": j.E()} for j in jets],
+                    [sorted(c.user_index() for c in j.constituents() if c.user_index() >= 0) for j in jets],
+                    [j.area() for j in jets]))
+    return out
+
+
+def _flat_particles(hard: list[dict], pv_z: np.ndarray, pu: list[dict]) -> dict:
+    """Hard-scatter and pileup particles of a chunk, flat, with event, vertex and vertex_z (cm, rel. PV)."""
+    keys = ("px", "py", "pz", "e", "pdgId", "charge", "vx", "vy", "vz")
+    rows, vz = [], []
+    for i, ev in enumerate(hard):
+        d = {k: ev[k] for k in keys}
+        d["event"] = np.full(len(ev["px"]), i)
+        d["vertex"] = np.zeros(len(ev["px"]), dtype=np.int64)
+        d["hf_idx"] = ev["hf_idx"]
+        rows.append(d)
+        p = pu[i]
+        if len(p["px"]):
+            d = {k: p[k] for k in keys}
+            d["event"] = np.full(len(p["px"]), i)
+            d["vertex"] = 1 + p["vertex"]
+            d["hf_idx"] = np.full(len(p["px"]), -1)
+            rows.append(d)
+        vz.append(np.concatenate([[0.0], (p["vertex_z"] - pv_z[i]) * 0.1]))
+    flat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    flat["vertex_z"] = np.concatenate(vz)
+    return flat
+
+
 def simulate_chunk(hard: list[dict], seed: int, pileup_mean: float, library: dict | None, first_event: int = 0,
                    run: int = 1) -> tuple[dict, dict]:
     """Detector, pileup, jets, SVs for the generator events ``hard``; returns (scalars, collections)."""
-    from samples.detector import simulate_particles
+    from samples.pf_calibration import load_table
+    from samples.reconstruction import reconstruct
 
     n = len(hard)
     rng_hard = np.random.default_rng([seed, 1])
     rng_mix = np.random.default_rng([seed, 2])
-    rng_pudet = np.random.default_rng([seed, 3])
-    rng_vtx = np.random.default_rng([seed, 4])
     pv_z = rng_hard.normal(0.0, BEAMSPOT_SIGMA_Z_CM * 10.0, n)  # mm
     n_true = rng_mix.uniform(0.8, 1.2, n) * pileup_mean if pileup_mean > 0 else np.zeros(n)
     n_pu = rng_mix.poisson(n_true) if pileup_mean > 0 else np.zeros(n, dtype=int)
-
-    cands, gens = [], []
-    npv = np.ones(n, dtype=np.int32)
-    for i, ev in enumerate(hard):
-        parts = {k: ev[k] for k in ("px", "py", "pz", "e", "pdgId", "charge", "vx", "vy")}
-        parts["vz"] = ev["vz"]  # relative to the primary vertex: d0/dz are measured w.r.t. the PV
-        c = simulate_particles(parts, rng_hard, np.ones(len(ev["px"]), dtype=bool))
-        c["hf_idx"] = ev["hf_idx"][c["src"]]
-        c["vz_true"] = (parts["vz"][c["src"]] + pv_z[i]) * 0.1
-        c["vx_true"], c["vy_true"] = ev["vx"][c["src"]] * 0.1, ev["vy"][c["src"]] * 0.1
-        if n_pu[i] > 0:
-            pu = mix_pileup(library, int(n_pu[i]), rng_mix)
-            pu["vz"] = pu["vz"] - pv_z[i]
-            cp = simulate_particles(pu, rng_pudet, np.zeros(len(pu["px"]), dtype=bool))
-            # a pileup vertex is reconstructed with >= 2 tracks of pT > 0.5 GeV
-            vt = pu["vertex"][cp["src"][cp["tracked"] & (cp["pt"] > 0.5)]]
-            nt = np.bincount(vt, minlength=int(n_pu[i]))
-            npv[i] = 1 + int(((nt >= 2) & (rng_vtx.random(int(n_pu[i])) < 0.92)).sum())
-            cp["hf_idx"] = np.full(len(cp["pt"]), -1)
-            for k in ("vz_true", "vx_true", "vy_true"):
-                cp[k] = np.zeros(len(cp["pt"]))
-            cp["vz_true"] = (pu["vz"][cp["src"]] + pv_z[i]) * 0.1
-            c = {k: np.concatenate([c[k], cp[k]]) for k in c}
-        cands.append(c)
-        vis = ~np.isin(np.abs(ev["pdgId"]), (12, 14, 16))
-        gens.append(vis)
-
-    # ---- flatten candidates
-    flat = {k: np.concatenate([c[k] for c in cands]) for k in cands[0]}
-    ev_of = np.concatenate([np.full(len(c["pt"]), i) for i, c in enumerate(cands)])
+    pu = [mix_pileup(library, int(n_pu[i]), rng_mix) if n_pu[i] > 0 else mix_pileup({}, 0, rng_mix)
+          for i in range(n)]
+    for i, p in enumerate(pu):
+        p["vertex_z"] = p.pop("vertex_z_mm")
+        p["vz"] = p["vz"] - pv_z[i]
+    parts = _flat_particles(hard, pv_z, pu)
+    rec = reconstruct(parts, n, n_pu, seed, load_table())
+    flat = rec["cands"]
+    flat["vz_true"] = flat["z0"] + pv_z[flat["event"]] * 0.1
+    flat["vx_true"], flat["vy_true"] = flat["vx"], flat["vy"]
+    npv = rec["npv"]
+    ev_of = flat["event"]
     rho = grid_rho(flat["eta"], flat["phi"], flat["pt"], ev_of, n)
-    # ---- reco jets from CHS candidates (charged from pileup vertices removed)
-    chs = ~(flat["tracked"] & (flat["fromPV"] == 0))
-    chs_idx = np.nonzero(chs)[0]
-    px = flat["pt"][chs] * np.cos(flat["phi"][chs])
-    py = flat["pt"][chs] * np.sin(flat["phi"][chs])
-    pz = flat["pt"][chs] * np.sinh(flat["eta"][chs])
-    e = np.sqrt(px ** 2 + py ** 2 + pz ** 2 + flat["mass"][chs] ** 2)
-    rjets, rcidx, rcounts = _cluster(px, py, pz, e, ev_of[chs], n, RECOJET_MIN_PT_RAW)
-    chs_offsets = np.concatenate([[0], np.cumsum(rcounts)])
+    cand_off = np.searchsorted(ev_of, np.arange(n + 1))
+    cands = [{k: v[cand_off[i]:cand_off[i + 1]] for k, v in flat.items()} for i in range(n)]
+    # ---- reco jets from CHS candidates: charged candidates used in the fit of a pileup vertex removed
+    chs = ~((flat["charge"] != 0) & (flat["assoc_vertex"] > 0) & (flat["pvAssocQuality"] >= 6))
+    reco = _reco_jets(flat, chs, n, RECOJET_MIN_PT_RAW)
+    gens = [~np.isin(np.abs(ev["pdgId"]), (12, 14, 16)) for ev in hard]
     # ---- gen jets from visible stable hard-scatter particles
     gflat = {k: np.concatenate([ev[k][g] for ev, g in zip(hard, gens)]) for k in ("px", "py", "pz", "e")}
     gev = np.concatenate([np.full(int(g.sum()), i) for i, g in enumerate(gens)])
@@ -223,8 +292,7 @@ def simulate_chunk(hard: list[dict], seed: int, pileup_mean: float, library: dic
     J = {k: [] for k in ("pt", "rawFactor", "eta", "phi", "mass", "area", "genJetIdx", "hadronFlavour",
                          "partonFlavour", "nConstituents", "nSVs")}
     G = {k: [] for k in ("pt", "eta", "phi", "mass", "hadronFlavour", "partonFlavour")}
-    PF = {k: [] for k in ("pt", "eta", "phi", "mass", "pdgId", "charge", "d0", "d0Err", "dz", "dzErr", "trkChi2",
-                         "pvAssocQuality", "lostInnerHits", "puppiWeight", "fromPV", "numberOfHits")}
+    PF = {k: [] for k in PFCAND_BRANCHES}
     JPF = {"jetIdx": [], "pFCandsIdx": []}
     SV = {k: [] for k in ("mass", "pt", "eta", "phi", "dlen", "dlenSig", "dxy", "dxySig", "ntracks", "chi2",
                          "ndof", "x", "y", "z", "charge")}
@@ -232,7 +300,6 @@ def simulate_chunk(hard: list[dict], seed: int, pileup_mean: float, library: dic
     GP = {k: [] for k in ("pt", "eta", "phi", "mass", "pdgId", "status", "statusFlags", "genPartIdxMother")}
     cnt = {k: np.zeros(n, dtype=np.int64) for k in ("Jet", "GenJet", "PFCands", "JetPFCands", "SV", "JetSVs",
                                                     "GenPart")}
-    cand_off = np.concatenate([[0], np.cumsum([len(c["pt"]) for c in cands])])
     for i, ev in enumerate(hard):
         # gen jets
         go, gpt, geta, gphi, gm = _kin(gjets[i])
@@ -243,9 +310,10 @@ def simulate_chunk(hard: list[dict], seed: int, pileup_mean: float, library: dic
             G[k].append(v)
         cnt["GenJet"][i] = len(gpt)
         # reco jets
-        ro, rpt, reta, rphi, rm = _kin(rjets[i])
+        rjets_i, rcidx_i, rarea_i = reco[i]
+        ro, rpt, reta, rphi, rm = _kin(rjets_i)
         rpt, reta, rphi, rm = rpt[ro], reta[ro], rphi[ro], rm[ro]
-        consts = [np.asarray(rcidx[i][k], dtype=np.int64) for k in ro]
+        consts = [np.asarray(rcidx_i[k], dtype=np.int64) for k in ro]
         nj = len(rpt)
         hf, pf = jet_flavours(reta, rphi, ev["had_eta"], ev["had_phi"], ev["had_flavour"], ev["parton_eta"],
                               ev["parton_phi"], ev["parton_pt"], ev["parton_pdgId"])
@@ -259,17 +327,16 @@ def simulate_chunk(hard: list[dict], seed: int, pileup_mean: float, library: dic
         J["eta"].append(reta)
         J["phi"].append(rphi)
         J["mass"].append(rm * NOMINAL_FACTOR)
-        J["area"].append(jet_area(reta, rphi))
+        J["area"].append(np.asarray(rarea_i, dtype=float)[ro] if len(ro) else np.zeros(0))
         J["genJetIdx"].append(gidx)
         J["hadronFlavour"].append(hf)
         J["partonFlavour"].append(pf)
         J["nConstituents"].append(np.array([len(c) for c in consts], dtype=np.int32))
         cnt["Jet"][i] = nj
         # PF candidates of the stored jets, jet-ordered
-        gl = [cand_off[i] + chs_idx[chs_offsets[i] + c] - cand_off[i] for c in consts]  # flat candidate indices
-        allc = np.concatenate(gl) if gl else np.zeros(0, dtype=np.int64)
+        allc = np.concatenate(consts) if consts else np.zeros(0, dtype=np.int64)  # flat candidate indices
         for k in PF:
-            PF[k].append(flat[k][allc])
+            PF[k].append(flat[k][allc].astype(PFCAND_BRANCHES[k]))
         cnt["PFCands"][i] = len(allc)
         JPF["jetIdx"].append(np.repeat(np.arange(nj), [len(c) for c in consts]).astype(np.int32))
         JPF["pFCandsIdx"].append(np.arange(len(allc), dtype=np.int32))

@@ -26,8 +26,9 @@ def make_pythia(process: str, seed: int, ecm: float = ECM):
     p = pythia8mc.Pythia("", False)
     settings = [f"Beams:eCM = {ecm}", "Random:setSeed = on", f"Random:seed = {1 + seed % 900_000_000}",
                 "Print:quiet = on", "Next:numberCount = 0",
-                # CMS-like: particles with c*tau > 10 mm are stable (K0S, Lambda reach the calorimeters)
-                "ParticleDecays:limitTau0 = on", "ParticleDecays:tau0Max = 10"]
+                # as Geant4 in CMS: K0S, Lambda, Sigma, Xi, Omega decay in flight (c*tau < 1 m);
+                # pi+-, K+-, K0L, neutrons are stable
+                "ParticleDecays:limitTau0 = on", "ParticleDecays:tau0Max = 1000"]
     if process == "qcd":
         settings += ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {PTHAT_MIN}",
                      "PhaseSpace:bias2Selection = on", f"PhaseSpace:bias2SelectionPow = {BIAS_POWER}",

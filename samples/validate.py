@@ -100,6 +100,9 @@ def validation_figures(files: list[str], outdir: str) -> list[str]:
     ax.scatter(evs["nPU"], evs["rho"], s=4)
     ax.set_xlabel("number of pileup interactions"); ax.set_ylabel(r"$\rho$ [GeV]")
     paths += _save(fig, out / "rho_vs_npu")
+    from samples.pf_validation import pf_figures
+
+    paths += pf_figures(files, outdir)
     return paths
 
 

@@ -1,0 +1,135 @@
+"""Particle-flow validation of generated samples: jet composition, response vs neutral-hadron
+fraction, q/g response, PFCands distributions next to real PFNano (GeV).
+
+``pf_numbers(files)`` returns the numbers issue 17 asks for (use a no-pileup sample):
+raw response by quintile of the jet's neutral-hadron pT fraction at 50-200 GeV, |eta| < 1.3,
+the mean charged / photon / neutral-hadron pT fractions there, and the uds - g raw response
+difference at 30-50 GeV. ``pf_figures(files, outdir)`` draws them with the PFCands
+distributions of ``REAL_PFNANO``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+REAL_PFNANO = Path(__file__).resolve().parents[2] / "shared" / "data" / "cms" / "pfnano.root"
+TYPES = {"charged": (11, 13, 211), "photon": (22,), "neutral": (130,), "hf": (1, 2)}
+
+
+def jet_composition(files: list[str]) -> dict:
+    """Per matched jet: pt_raw, pt_gen, eta_gen, flavour and raw-pT fractions by candidate type."""
+    import awkward as ak
+    import uproot
+
+    rows = []
+    for f in files:
+        a = uproot.open(f)["Events"].arrays(["Jet_pt", "Jet_rawFactor", "Jet_genJetIdx", "Jet_hadronFlavour",
+                                             "Jet_partonFlavour", "GenJet_pt", "GenJet_eta", "PFCands_pt",
+                                             "PFCands_pdgId", "JetPFCands_jetIdx", "JetPFCands_pFCandsIdx"])
+        nj = ak.to_numpy(ak.num(a["Jet_pt"]))
+        joff = np.concatenate([[0], np.cumsum(nj)])[:-1]
+        jidx = a["JetPFCands_jetIdx"]
+        ev = np.repeat(np.arange(len(nj)), ak.to_numpy(ak.num(jidx)))
+        gj = ak.to_numpy(ak.flatten(jidx)) + joff[ev]
+        cpt = ak.to_numpy(ak.flatten(a["PFCands_pt"][a["JetPFCands_pFCandsIdx"]])).astype(float)
+        cid = np.abs(ak.to_numpy(ak.flatten(a["PFCands_pdgId"][a["JetPFCands_pFCandsIdx"]])))
+        ntot = int(nj.sum())
+        raw = ak.to_numpy(ak.flatten(a["Jet_pt"] * (1 - a["Jet_rawFactor"])))
+        sums = {k: np.bincount(gj, np.where(np.isin(cid, v), cpt, 0.0), ntot) for k, v in TYPES.items()}
+        tot = np.maximum(sum(sums.values()), 1e-9)
+        gi = a["Jet_genJetIdx"]
+        ok = gi >= 0
+        gsafe = ak.where(ok, gi, 0)
+        gpt = ak.fill_none(ak.pad_none(a["GenJet_pt"], 1), -1.0)[gsafe]
+        geta = ak.fill_none(ak.pad_none(a["GenJet_eta"], 1), 99.0)[gsafe]
+        hf, pf = (ak.to_numpy(ak.flatten(a[k])) for k in ("Jet_hadronFlavour", "Jet_partonFlavour"))
+        rows.append({"pt_raw": raw, "pt_gen": ak.to_numpy(ak.flatten(ak.where(ok, gpt, -1.0))),
+                     "eta_gen": ak.to_numpy(ak.flatten(ak.where(ok, geta, 99.0))),
+                     "flavour": np.where(hf > 0, hf, np.abs(pf)),
+                     **{f"f_{k}": v / tot for k, v in sums.items()}})
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+
+def pf_numbers(files: list[str]) -> dict:
+    """The issue-17 numbers (see module doc) as a dict."""
+    j = jet_composition(files)
+    sel = (j["pt_gen"] > 50) & (j["pt_gen"] < 200) & (np.abs(j["eta_gen"]) < 1.3)
+    r = j["pt_raw"] / np.where(j["pt_gen"] > 0, j["pt_gen"], 1.0)
+    fn = j["f_neutral"][sel]
+    rank = np.empty(len(fn), dtype=np.int64)
+    rank[np.argsort(fn, kind="stable")] = np.arange(len(fn))
+    q = rank * 5 // max(len(fn), 1)
+    med = [float(np.median(r[sel][q == k])) if np.any(q == k) else float("nan") for k in range(5)]
+    low = (j["pt_gen"] > 30) & (j["pt_gen"] < 50) & (np.abs(j["eta_gen"]) < 1.3)
+    uds, g = low & np.isin(j["flavour"], (1, 2, 3)), low & (j["flavour"] == 21)
+    out = {"n_jets": int(sel.sum()), "response_by_nh_quintile": med,
+           "nh_quintile_change": float(med[-1] / med[0] - 1.0) if med[0] > 0 else float("nan"),
+           "qg_response_difference_30_50": float(np.median(r[uds]) - np.median(r[g])) if uds.any() and g.any()
+           else float("nan")}
+    for k in TYPES:
+        out[f"mean_fraction_{k}"] = float(np.mean(j[f"f_{k}"][sel])) if sel.any() else float("nan")
+    return out
+
+
+def pfcand_distributions(path: str) -> dict:
+    """Jet-constituent PFCands distributions of a file: pvAssocQuality, lostInnerHits (charged),
+    puppiWeight (charged, neutral), pdgId mix and candidates per jet."""
+    import awkward as ak
+    import uproot
+
+    a = uproot.open(path)["Events"].arrays(["PFCands_pvAssocQuality", "PFCands_lostInnerHits", "PFCands_puppiWeight",
+                                            "PFCands_pdgId", "PFCands_charge", "JetPFCands_pFCandsIdx", "Jet_pt"])
+    idx = a["JetPFCands_pFCandsIdx"]
+    f = {k: ak.to_numpy(ak.flatten(a[f"PFCands_{k}"][idx])) for k in
+         ("pvAssocQuality", "lostInnerHits", "puppiWeight", "pdgId", "charge")}
+    ch = f["charge"] != 0
+    return {"pvAssocQuality": f["pvAssocQuality"][ch], "lostInnerHits": f["lostInnerHits"][ch],
+            "puppiWeight_charged": f["puppiWeight"][ch], "puppiWeight_neutral": f["puppiWeight"][~ch],
+            "pdgId": np.abs(f["pdgId"]), "per_jet": len(f["pdgId"]) / max(int(ak.sum(ak.num(a["Jet_pt"]))), 1)}
+
+
+def pf_figures(files: list[str], outdir: str) -> list[str]:
+    """Composition, response vs neutral-hadron fraction and PFCands vs real PFNano figures (PNG + PDF)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from samples.validate import _save
+
+    out = Path(outdir)
+    paths = []
+    j = jet_composition(files)
+    sel = (j["pt_gen"] > 30) & (np.abs(j["eta_gen"]) < 1.3)
+    edges = np.geomspace(30, 1000, 10)
+    b = np.searchsorted(edges, j["pt_gen"][sel]) - 1
+    fig, ax = plt.subplots()
+    x = np.sqrt(edges[:-1] * edges[1:])
+    for k in TYPES:
+        ax.plot(x, [np.mean(j[f"f_{k}"][sel][b == i]) if np.any(b == i) else np.nan for i in range(len(x))], "o-",
+                label=k)
+    ax.set_xscale("log"); ax.set_xlabel(r"$p_T^{gen}$ [GeV]"); ax.set_ylabel("raw pT fraction"); ax.legend()
+    paths += _save(fig, out / "pf_jet_composition")
+    s2 = (j["pt_gen"] > 50) & (j["pt_gen"] < 200) & (np.abs(j["eta_gen"]) < 1.3)
+    fe = np.linspace(0, 0.5, 11)
+    bb = np.searchsorted(fe, j["f_neutral"][s2]) - 1
+    r = (j["pt_raw"] / np.maximum(j["pt_gen"], 1e-9))[s2]
+    fig, ax = plt.subplots()
+    ax.plot(0.5 * (fe[:-1] + fe[1:]), [np.median(r[bb == i]) if np.sum(bb == i) > 5 else np.nan for i in range(10)], "o-")
+    ax.set_xlabel("neutral-hadron pT fraction (50-200 GeV, |eta| < 1.3)"); ax.set_ylabel("median raw response")
+    paths += _save(fig, out / "pf_response_vs_nh_fraction")
+    gen = pfcand_distributions(files[0])
+    real = pfcand_distributions(str(REAL_PFNANO)) if REAL_PFNANO.exists() else None
+    for key, bins in (("pvAssocQuality", np.arange(-0.5, 8.5)), ("lostInnerHits", np.arange(-1.5, 3.5)),
+                      ("puppiWeight_charged", np.linspace(0, 1, 21)), ("puppiWeight_neutral", np.linspace(0, 1, 21)),
+                      ("pdgId", np.array([0, 1.5, 2.5, 12, 14, 30, 140, 300]))):
+        fig, ax = plt.subplots()
+        ax.hist(gen[key], bins, histtype="step", density=True, label=f"generated ({gen['per_jet']:.1f} per jet)")
+        if real is not None:
+            ax.hist(real[key], bins, histtype="step", density=True, label=f"real PFNano ({real['per_jet']:.1f} per jet)")
+        ax.set_xlabel(f"jet PFCands {key}"); ax.legend()
+        paths += _save(fig, out / f"pfcands_{key}")
+    return paths
+
+
+__all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions"]

@@ -1,0 +1,133 @@
+"""Tracker and vertexing of the CMS-like detector (GeV, cm), vectorised over a chunk of events.
+
+``reconstruct_tracks`` decides which charged particles are tracked (efficiency with a
+low-pT turn-on, falling with the production radius, so K0S/Lambda products far out are
+lost) and measures them (pT resolution, impact parameters with the production vertex,
+``lostInnerHits`` in the NanoAOD convention: -1 first hit in pixel layer 1, 0 no lost
+inner hit, 1 one, 2 more). ``reconstruct_vertices`` finds pileup vertices (>= 2 tracks of
+pT > 0.5 GeV, an efficiency) and ``associate_tracks`` assigns every track a vertex and a
+``pvAssocQuality`` the way PrimaryVertexAssignment does from dz compatibility: 7/6 used in
+a vertex fit (tight/loose), 5 dz-compatible, 4 displaced and assigned to the PV (b-tag
+compatibility), 1 closest in dz but incompatible, 0 compatible with no reconstructed vertex.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from samples.detector import NOMINAL, DetectorConfig
+
+Q_NOT_RECO, Q_OTHER_DZ, Q_BTAG, Q_DZ, Q_FIT_LOOSE, Q_FIT_TIGHT = 0, 1, 4, 5, 6, 7
+
+
+def track_efficiency(pt: np.ndarray, r_prod: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Tracking efficiency for pT (GeV) and production radius (cm)."""
+    turn_on = cfg.track_eff_plateau * (1.0 - np.exp(-np.asarray(pt) / cfg.track_eff_turnon))
+    return turn_on * np.clip(1.0 - np.asarray(r_prod) / cfg.track_max_radius, 0.0, 1.0) ** 0.7
+
+
+def impact_resolution(pt: np.ndarray, eta: np.ndarray, cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma_d0, sigma_dz) in cm."""
+    s0 = 1e-4 * np.hypot(cfg.d0_res_um, cfg.d0_ms_um / np.maximum(pt, 0.1) / np.sqrt(1.0 / np.cosh(eta) + 1e-3))
+    return s0, 1.5 * s0 * np.cosh(eta) ** 0.5
+
+
+def lost_inner_hits(r_prod: np.ndarray, z_l1: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """NanoAOD lostInnerHits from the production radius (cm), the z where the track crosses the
+    first pixel layer (cm) and a uniform number ``u`` (layer-1 hit efficiency)."""
+    in_l1 = np.abs(z_l1) < cfg.pixel_l1_half_length
+    prompt = r_prod < cfg.pixel_l1_radius
+    out = np.where(prompt, np.where(in_l1, np.where(u < cfg.pixel_hit_eff, -1, 1), 0),
+                   np.where(r_prod < cfg.pixel_l2_radius, 1, 2))
+    return out.astype(np.int32)
+
+
+def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> dict:
+    """Tracks of flat particles.
+
+    ``parts``: pt, eta, phi, charge, vx, vy (cm, from the beam line), vz (cm, relative to the
+    primary vertex), z0 (cm, absolute z of the production point). Returns per particle:
+    ``tracked``, ``pt_trk``, ``d0``, ``dz`` (w.r.t. the PV), ``d0Err``, ``dzErr``,
+    ``trkChi2``, ``lostInnerHits``, ``details`` (packed track details kept), ``r_prod``.
+    """
+    pt, eta, phi, q = parts["pt"], parts["eta"], parts["phi"], parts["charge"]
+    n = len(pt)
+    aeta = np.abs(eta)
+    vx, vy, vz = parts["vx"], parts["vy"], parts["vz"]
+    r_prod = np.hypot(vx, vy)
+    u = rng.random((4, n))
+    g = rng.standard_normal((3, n))
+    tracked = (q != 0) & (aeta < cfg.tracker_eta) & (pt > cfg.track_min_pt) & (u[0] < track_efficiency(pt, r_prod, cfg))
+    rel = np.hypot(cfg.track_res_const, cfg.track_res_slope * pt) * (1.0 + 0.5 * aeta / cfg.tracker_eta)
+    pt_trk = pt * np.maximum(1.0 + rel * g[0], 0.05)
+    d0_true = vx * np.sin(phi) - vy * np.cos(phi)
+    dz_true = vz - (vx * np.cos(phi) + vy * np.sin(phi)) * np.sinh(eta)
+    s0, sz = impact_resolution(pt, eta, cfg)
+    s0 = s0 * (1.0 + r_prod / cfg.pixel_l1_radius)          # fewer pixel hits for displaced tracks
+    sz = sz * (1.0 + r_prod / cfg.pixel_l1_radius)
+    z_l1 = parts["z0"] + (cfg.pixel_l1_radius - np.minimum(r_prod, cfg.pixel_l1_radius)) * np.sinh(eta)
+    return {
+        "tracked": tracked, "pt_trk": pt_trk, "r_prod": r_prod,
+        "d0": d0_true + s0 * g[1], "dz": dz_true + sz * g[2], "d0Err": s0, "dzErr": sz,
+        "trkChi2": np.floor(rng.chisquare(8, n) / 8.0 * (1.0 + 2.0 * (r_prod > cfg.pixel_l1_radius))),
+        "lostInnerHits": lost_inner_hits(r_prod, z_l1, u[1], cfg),
+        "details": pt_trk > cfg.track_details_pt,
+    }
+
+
+def reconstruct_vertices(event: np.ndarray, vertex: np.ndarray, good_track: np.ndarray, n_vertices: np.ndarray,
+                         rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Per (event, vertex) whether it is reconstructed: the PV (vertex 0) always, a pileup vertex
+    with >= ``vertex_min_tracks`` good tracks and probability ``vertex_eff``.
+
+    ``n_vertices``: interactions per event (1 + n_pu); returns a flat bool array indexed by
+    ``offsets[event] + vertex`` with ``offsets = cumsum(n_vertices) - n_vertices``.
+    """
+    off = np.concatenate([[0], np.cumsum(n_vertices)])
+    flat = off[event] + vertex
+    nt = np.bincount(flat[good_track], minlength=int(off[-1]))
+    reco = (nt >= cfg.vertex_min_tracks) & (rng.random(int(off[-1])) < cfg.vertex_eff)
+    reco[off[:-1]] = True
+    return reco
+
+
+def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, dz_err: np.ndarray,
+                     d0_sig: np.ndarray, vertex_z: np.ndarray, vertex_reco: np.ndarray, n_vertices: np.ndarray,
+                     cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
+    """(associated vertex index within the event, -1 for none; pvAssocQuality) per track.
+
+    ``z_trk``: measured z of the track at the beam line (cm); ``vertex_z``: flat (as in
+    ``reconstruct_vertices``) true vertex z (cm); ``d0_sig``: |d0| / sigma_d0.
+    """
+    off = np.concatenate([[0], np.cumsum(n_vertices)])
+    own = off[event] + vertex
+    big = 1e4
+    # nearest reconstructed vertex in z: search in (event * big + z), sorted
+    vid = np.nonzero(vertex_reco)[0]
+    vev = np.searchsorted(off, vid, side="right") - 1
+    code = vev * big + vertex_z[vid]
+    order = np.argsort(code)
+    code, vid = code[order], vid[order]
+    x = event * big + z_trk
+    pos = np.searchsorted(code, x)
+    lo, hi = np.clip(pos - 1, 0, len(code) - 1), np.clip(pos, 0, len(code) - 1)
+    dlo, dhi = np.abs(x - code[lo]), np.abs(x - code[hi])
+    near = np.where(dlo <= dhi, vid[lo], vid[hi])
+    dz_near = np.minimum(dlo, dhi)
+    dz_pv = np.abs(z_trk - vertex_z[off[event]])
+    sig_own = np.abs(z_trk - vertex_z[own]) / np.maximum(dz_err, 1e-6)
+    prompt = d0_sig < 3.0
+    in_fit = vertex_reco[own] & prompt & (sig_own < cfg.fit_dz_sig)
+    tight = sig_own < cfg.tight_dz_sig
+    pv_compat = (dz_pv < cfg.compat_dz) | (dz_pv / np.maximum(dz_err, 1e-6) < 3.0)
+    near_compat = dz_near < cfg.compat_dz
+    quality = np.select(
+        [in_fit & tight, in_fit, pv_compat & prompt, ~prompt & (dz_pv < 5 * cfg.compat_dz), near_compat, dz_near < 1.0],
+        [Q_FIT_TIGHT, Q_FIT_LOOSE, Q_DZ, Q_BTAG, Q_DZ, Q_OTHER_DZ], Q_NOT_RECO)
+    assoc = np.select([in_fit, pv_compat & prompt, ~prompt & (dz_pv < 5 * cfg.compat_dz), quality >= Q_OTHER_DZ],
+                      [own, off[event], off[event], near], -1)
+    assoc_local = np.where(assoc >= 0, assoc - off[event], -1)
+    return assoc_local.astype(np.int64), quality.astype(np.int32)
+
+
+__all__ = ["track_efficiency", "impact_resolution", "lost_inner_hits", "reconstruct_tracks",
+           "reconstruct_vertices", "associate_tracks"]

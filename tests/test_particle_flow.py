@@ -1,0 +1,119 @@
+"""Physics of the particle-flow detector: calorimeter clustering, PF calibration, PFNano conventions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+REAL_PFNANO = "/work/shared/data/cms/pfnano.root"
+
+
+def test_two_close_photons_merge_into_one_cluster():
+    from samples.calorimeter import calorimeter_clusters
+    from samples.detector import EB
+
+    rng = np.random.default_rng(1)
+    ev = np.array([0, 0, 1, 1])
+    eta = np.array([0.1003, 0.1053, 0.1003, 0.3003])      # event 0: 0.005 apart; event 1: 0.2 apart
+    phi = np.array([0.5, 0.5, 0.5, 0.5])
+    w = np.stack([np.full(4, 10.0), np.full(4, 10.0)], axis=1)
+    _, cl = calorimeter_clusters(EB, ev, eta, phi, w, rng)
+    n_per_event = np.bincount(cl["event"], minlength=2)
+    assert n_per_event.tolist() == [1, 2]
+    merged = cl["energy"][cl["event"] == 0][0]
+    assert 18.0 < merged < 21.0
+    assert abs(cl["eta"][cl["event"] == 0][0] - 0.103) < 0.01
+
+
+def _gun(species, eta_range, e_range=(20.0, 100.0), n=3000, seed=3):
+    from samples.pf_calibration import gun_sums, load_table, particle_gun
+
+    g = particle_gun(species, n, e_range, eta_range, np.random.default_rng(seed))
+    return g, gun_sums(g, seed, load_table())
+
+
+@pytest.mark.parametrize("species, eta_range", [((130, 2112), (0.0, 1.3)), ((130, 2112), (1.6, 2.9)),
+                                                ((22,), (0.0, 2.5)), ((211, 130), (3.2, 4.8))])
+def test_calibrated_neutral_response_near_one(species, eta_range):
+    g, s = _gun(species, eta_range)
+    total = s["photon"] + s["neutral"] + s["hf_had"] + s["hf_em_cand"] + s["charged"]
+    r = np.mean(total / g["e"])
+    assert 0.9 < r < 1.1
+
+
+def test_em_fraction_fluctuates_per_shower():
+    from samples.detector import hadron_showers
+
+    rng = np.random.default_rng(2)
+    e = np.full(5000, 50.0)
+    _, _, fem = hadron_showers(e, np.full(5000, 211), np.full(5000, 0.1396), rng)
+    assert 0.05 < fem.std() < 0.25
+    _, _, fem_p = hadron_showers(e, np.full(5000, 2212), np.full(5000, 0.938), rng)
+    assert fem_p.mean() < fem.mean() - 0.03               # baryon showers are less electromagnetic
+
+
+@pytest.fixture(scope="module")
+def pu_chunk():
+    from samples.generate import _load_library, pileup_library, simulate_chunk
+    from samples.pythia_gen import generate_events
+    from pathlib import Path
+
+    hard = generate_events("qcd", 30, 21)
+    lib = _load_library(pileup_library(Path(__file__).resolve().parents[1] / "cache" / "pileup"))
+    return simulate_chunk(hard, 21, 30.0, lib)
+
+
+def test_pfcands_branches_match_real_pfnano(pu_chunk):
+    import uproot
+
+    from samples.generate import PFCAND_BRANCHES
+
+    t = uproot.open(REAL_PFNANO)["Events"]
+    real = {k[len("PFCands_"):]: t[k].interpretation.content.from_dtype.newbyteorder("=")
+            for k in t.keys(filter_name="PFCands_*")}
+    assert set(PFCAND_BRANCHES) == set(real)
+    pf = pu_chunk[1]["PFCands"]
+    for k, dt in real.items():
+        assert pf[k].dtype == dt, k
+    assert "fromPV" not in pf
+
+
+def test_pfcands_conventions_like_real(pu_chunk):
+    pf = pu_chunk[1]["PFCands"]
+    ch = pf["charge"] != 0
+    assert set(np.unique(pf["pvAssocQuality"][ch])) <= {0, 1, 4, 5, 6, 7}
+    assert len(set(np.unique(pf["pvAssocQuality"][ch]))) >= 4
+    assert set(np.unique(pf["lostInnerHits"][ch])) <= {-1, 0, 1, 2}
+    assert np.mean(pf["lostInnerHits"][ch] == -1) > 0.6
+    assert np.all(pf["lostInnerHits"][~ch] == -1) and np.all(pf["pvAssocQuality"][~ch] == 7)
+    w = pf["puppiWeight"]
+    assert set(np.unique(w[ch])) <= {0.0, 1.0}
+    assert np.any((w[~ch] > 0.05) & (w[~ch] < 0.95))             # continuous neutral weights
+    assert np.mean(w[~ch] < 0.05) > 0.05                            # pileup neutrals suppressed
+    n_hf = np.isin(pf["pdgId"], (1, 2)).sum()
+    assert n_hf < ch.sum()
+
+
+def test_jet_area_of_hard_jets(pu_chunk):
+    jets = pu_chunk[1]["Jet"]
+    hard = jets["pt"] > 60
+    assert hard.sum() > 5
+    assert abs(np.median(jets["area"][hard]) - np.pi * 0.16) < 0.05
+
+
+def test_pf_numbers_cms_like(nopu_files):
+    from samples.pf_validation import pf_numbers
+
+    d = pf_numbers(nopu_files)
+    assert d["n_jets"] > 50
+    assert 0.45 < d["mean_fraction_charged"] < 0.75
+    assert 0.15 < d["mean_fraction_photon"] < 0.4
+    assert 0.03 < d["mean_fraction_neutral"] < 0.25
+    assert abs(d["nh_quintile_change"]) < 0.1
+
+
+@pytest.fixture(scope="module")
+def nopu_files(tmp_path_factory):
+    from samples.generate import generate_sample
+
+    return generate_sample(str(tmp_path_factory.mktemp("pf_nopu")), 200, 200, seed=11, pileup_mean=0.0,
+                           executor="iterative")
