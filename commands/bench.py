@@ -2,7 +2,8 @@
 
 - ``processor``: processor events/s (baseline, + each model) over a bare uproot read of the same columns;
 - ``models``: training and inference jets/s of Deep Sets and ParticleNet at batch 256 and 4096;
-- ``generate``: generated jets/s per core and file size per jet.
+- ``generate``: generated jets/s per core and file size per jet;
+- ``per-candidate``: a non-ML per-candidate calibration against L1L2 (is the detector too easy?).
 Remaining arguments go to the benchmark.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ BENCHES = {
     "processor": "bench.processor_bench",
     "models": "bench.model_bench",
     "generate": "bench.generate_bench",
+    "per-candidate": "bench.per_candidate",
 }
 
 

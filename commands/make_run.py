@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V1_MC.yaml"
+DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V2_MC.yaml"
 SHIPPED_MODEL = ROOT / "models" / "trained" / "deepsets_lite.keras"
 
 
@@ -20,7 +20,7 @@ def default_fileset(cache: Path, workers: int) -> Path:
     """Write the fileset JSON of the cached default sample (generated on first use)."""
     from samples.default import default_sample
 
-    fileset = default_sample(cache_dir=str(cache / "samples" / "default"), workers=workers)
+    fileset = default_sample(cache_dir=str(cache / "samples" / "default_pf"), workers=workers)
     path = cache / "samples" / "default_fileset.json"
     path.write_text(json.dumps(fileset, indent=1))
     return path

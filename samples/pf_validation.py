@@ -95,7 +95,6 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from samples.validate import _save
 
     out = Path(outdir)
     paths = []
@@ -109,7 +108,7 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
         ax.plot(x, [np.mean(j[f"f_{k}"][sel][b == i]) if np.any(b == i) else np.nan for i in range(len(x))], "o-",
                 label=k)
     ax.set_xscale("log"); ax.set_xlabel(r"$p_T^{gen}$ [GeV]"); ax.set_ylabel("raw pT fraction"); ax.legend()
-    paths += _save(fig, out / "pf_jet_composition")
+    paths += save_figure(fig, out / "pf_jet_composition")
     s2 = (j["pt_gen"] > 50) & (j["pt_gen"] < 200) & (np.abs(j["eta_gen"]) < 1.3)
     fe = np.linspace(0, 0.5, 11)
     bb = np.searchsorted(fe, j["f_neutral"][s2]) - 1
@@ -117,7 +116,7 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     fig, ax = plt.subplots()
     ax.plot(0.5 * (fe[:-1] + fe[1:]), [np.median(r[bb == i]) if np.sum(bb == i) > 5 else np.nan for i in range(10)], "o-")
     ax.set_xlabel("neutral-hadron pT fraction (50-200 GeV, |eta| < 1.3)"); ax.set_ylabel("median raw response")
-    paths += _save(fig, out / "pf_response_vs_nh_fraction")
+    paths += save_figure(fig, out / "pf_response_vs_nh_fraction")
     gen = pfcand_distributions(files[0])
     real = pfcand_distributions(str(REAL_PFNANO)) if REAL_PFNANO.exists() else None
     for key, bins in (("pvAssocQuality", np.arange(-0.5, 8.5)), ("lostInnerHits", np.arange(-1.5, 3.5)),
@@ -128,8 +127,45 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
         if real is not None:
             ax.hist(real[key], bins, histtype="step", density=True, label=f"real PFNano ({real['per_jet']:.1f} per jet)")
         ax.set_xlabel(f"jet PFCands {key}"); ax.legend()
-        paths += _save(fig, out / f"pfcands_{key}")
+        paths += save_figure(fig, out / f"pfcands_{key}")
     return paths
 
 
 __all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions"]
+
+
+def save_figure(fig, stem: Path) -> list[str]:
+    """Save ``fig`` as STEM.png and STEM.pdf and close it; returns the paths."""
+    import matplotlib.pyplot as plt
+
+    out = [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
+    for p in out:
+        fig.savefig(p)
+    plt.close(fig)
+    return out
+
+
+def pfcand_summary(dist: dict) -> dict[str, float]:
+    """Fractions that characterise the jet-constituent PFCands of ``pfcand_distributions``."""
+    def frac(x, sel) -> float:
+        return float(np.mean(sel)) if len(x) else float("nan")
+
+    q, lih = dist["pvAssocQuality"], dist["lostInnerHits"]
+    wc, wn, pid = dist["puppiWeight_charged"], dist["puppiWeight_neutral"], dist["pdgId"]
+    row = {f"pvAssocQuality={v}": frac(q, q == v) for v in (0, 1, 4, 5, 6, 7)}
+    row.update({f"lostInnerHits={v}": frac(lih, lih == v) for v in (-1, 0, 1, 2)})
+    row.update({"puppiWeight charged = 0": frac(wc, wc < 0.01), "puppiWeight charged = 1": frac(wc, wc > 0.99),
+                "puppiWeight neutral < 0.5": frac(wn, wn < 0.5), "puppiWeight neutral = 1": frac(wn, wn > 0.99)})
+    row.update({f"pdgId {name}": frac(pid, np.isin(pid, codes)) for name, codes in
+                (("211", (211,)), ("22", (22,)), ("130", (130,)), ("1,2 (HF)", (1, 2)), ("11", (11,)),
+                 ("13", (13,)))})
+    row["candidates per jet"] = float(dist["per_jet"])
+    return row
+
+
+def pfcand_table(generated: str, real: str) -> str:
+    """Markdown table: generated jet-constituent PFCands next to real PFNano."""
+    g, r = pfcand_summary(pfcand_distributions(generated)), pfcand_summary(pfcand_distributions(real))
+    lines = ["| quantity (jet constituents) | generated | real PFNano |", "|---|---|---|"]
+    lines += [f"| {k} | {g[k]:.3f} | {r[k]:.3f} |" for k in g]
+    return "\n".join(lines)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from samples.pf_validation import pf_figures, save_figure
+
 FLAVOURS = {"uds": (1, 2, 3), "c": (4,), "b": (5,), "g": (21,)}
 
 
@@ -86,7 +88,7 @@ def validation_figures(files: list[str], outdir: str) -> list[str]:
         med = [median_response(jets, fl, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])]
         ax.plot(np.sqrt(edges[:-1] * edges[1:]), med, "o-", label=fl)
     ax.set_xscale("log"); ax.set_xlabel(r"$p_T^{gen}$ [GeV]"); ax.set_ylabel("median raw response"); ax.legend()
-    paths += _save(fig, out / "raw_response_flavour")
+    paths += save_figure(fig, out / "raw_response_flavour")
     sel = (jets["pt_gen"] > 30) & (jets["pt_gen"] < 100) & (np.abs(jets["eta_gen"]) < 2.5)
     q, g = sel & np.isin(jets["flavour"], (1, 2, 3)), sel & (jets["flavour"] == 21)
     for key, bins, name in (("nConstituents", np.arange(0, 80, 2), "multiplicity_qg"),
@@ -95,22 +97,11 @@ def validation_figures(files: list[str], outdir: str) -> list[str]:
         ax.hist(jets[key][q], bins, histtype="step", density=True, label="uds")
         ax.hist(jets[key][g], bins, histtype="step", density=True, label="g")
         ax.set_xlabel(key + r" (30 < $p_T^{gen}$ < 100 GeV)"); ax.legend()
-        paths += _save(fig, out / name)
+        paths += save_figure(fig, out / name)
     fig, ax = plt.subplots()
     ax.scatter(evs["nPU"], evs["rho"], s=4)
     ax.set_xlabel("number of pileup interactions"); ax.set_ylabel(r"$\rho$ [GeV]")
-    paths += _save(fig, out / "rho_vs_npu")
-    from samples.pf_validation import pf_figures
+    paths += save_figure(fig, out / "rho_vs_npu")
 
     paths += pf_figures(files, outdir)
     return paths
-
-
-def _save(fig, stem: Path) -> list[str]:
-    import matplotlib.pyplot as plt
-
-    out = [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
-    for p in out:
-        fig.savefig(p)
-    plt.close(fig)
-    return out

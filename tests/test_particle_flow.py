@@ -25,7 +25,8 @@ def test_two_close_photons_merge_into_one_cluster():
 
 
 def _gun(species, eta_range, e_range=(20.0, 100.0), n=3000, seed=3):
-    from samples.pf_calibration import gun_sums, load_table, particle_gun
+    from samples.pf_calibration import load_table
+    from samples.pf_calibration_derive import gun_sums, particle_gun
 
     g = particle_gun(species, n, e_range, eta_range, np.random.default_rng(seed))
     return g, gun_sums(g, seed, load_table())
