@@ -7,9 +7,23 @@ provides ``add_arguments(parser)`` and ``main(args) -> int``.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
+import os
+
+# before anything imports TensorFlow (commands import it lazily): no C++/absl/oneDNN start-up lines
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+if __name__ == "__main__" and any(a in ("-v", "--verbose") for a in os.sys.argv[1:]):
+    # -v anywhere: keep TensorFlow's start-up lines and the workers' repeated warnings
+    os.environ["CALIBER_VERBOSE"] = "1"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    os.sys.argv[1:] = [a for a in os.sys.argv[1:] if a not in ("-v", "--verbose")]
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,7 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate-electrons": ("commands.evaluate_electrons",
                            "fit held-out m_ee (BW x CB) and E/E_true before and after electron models"),
     "make-run": ("commands.make_run", "the main job of `make run`: default sample, L1L2 + shipped model, report, plots"),
+    "zee-study": ("commands.zee_study", "the Z->ee electron study: label reference, training, truth / fit / closure tables"),
     "bench": ("commands.bench", "benchmarks that print throughput figures"),
+    "export": ("commands.export", "export a .keras jet or electron model to ONNX (+ manifest) for CMSSW / Triton / ORT"),
 }
 
 
@@ -49,11 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     from core.errors import BadInputError
 
+    previous = _sigterm_as_interrupt()
     try:
         return int(module.main(args) or 0)
     except BadInputError as err:
         print(f"caliber {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return int(getattr(err, "exit_code", 2))
+    except KeyboardInterrupt:
+        print(f"caliber {args.command}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt (like Ctrl-C), so both end a run the same clean way.
+
+    Returns the previous handler (None off the main thread, where handlers cannot be set).
+    """
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

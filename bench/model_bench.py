@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jets", type=int, default=8192, help="jets per inference measurement (at least one batch)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="time each figure over at least this long")
     parser.add_argument("--devices", nargs="+", default=None, help="e.g. CPU GPU (default: CPU, plus GPU if seen)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime (CPU) inference column")
 
 
 def _jets(shards: str | None, n: int) -> tuple[dict, np.ndarray, dict]:
@@ -93,8 +94,8 @@ def physical_memory_bytes() -> float:
 
 
 def bench_model(name: str, feats: dict, y: np.ndarray, manifest: dict, batch_size: int, device: str,
-                n_inference: int, min_seconds: float) -> tuple[float, float, int]:
-    """(training jets/s, inference jets/s, parameters) of config ``name`` on ``device``."""
+                n_inference: int, min_seconds: float, onnx: bool = True) -> tuple[float, float, int, float]:
+    """(training jets/s, inference jets/s, parameters, ONNX Runtime CPU inference jets/s) of config ``name``."""
     import keras
     import tensorflow as tf
 
@@ -136,12 +137,35 @@ def bench_model(name: str, feats: dict, y: np.ndarray, manifest: dict, batch_siz
         if np.isnan(rate):
             print(f"  ({name} {what} at batch {batch_size} on {device} skipped: needs ~{need / 1e9:.0f} GB "
                   f"of edge tensors, over 60% of this machine's {physical_memory_bytes() / 1e9:.0f} GB)")
-    return train_rate, infer_rate, model.count_params()
+    onnx_rate = (onnx_inference_rate(model, cfg.max_constituents, sub, batch_size, min_seconds)
+                 if onnx and device == "CPU" and need_infer < limit else float("nan"))
+    return train_rate, infer_rate, model.count_params(), onnx_rate
+
+
+def onnx_inference_rate(model, max_len: dict[str, int], sub: dict, batch_size: int, min_seconds: float) -> float:
+    """CPU jets/s of ``model`` exported to ONNX and run by ONNX Runtime (``models.backends.OnnxJetModel``),
+    on the same jets, padding and batch size as the Keras figure."""
+    import tempfile
+    import warnings
+
+    from models.backends import OnnxJetModel
+    from models.export import keras_to_onnx
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = keras_to_onnx(model, Path(tmp) / "bench.onnx")
+        wrapper = OnnxJetModel(path, batch_size=batch_size, max_len=max_len)
+        return _timed(lambda: wrapper(sub), len(sub["globals"]), min_seconds)
 
 
 def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from models.backends import quiet_native_stderr
+
+    with quiet_native_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # device set-up lines, silenced
 
     devices = args.devices or (["CPU"] + (["GPU"] if tf.config.list_physical_devices("GPU") else []))
     n = max(args.jets, max(args.batch_sizes) * 2)
@@ -150,13 +174,17 @@ def main(args: argparse.Namespace) -> int:
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
     print(f"model throughput, jets from {source}; CPU threads: intra {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()} "
           f"(os.cpu_count() = {os.cpu_count()}); GPUs: {gpus or 'none'}")
-    print(f"{'model':18s} {'params':>9s} {'device':6s} {'batch':>6s} {'train jets/s':>13s} {'infer jets/s':>13s}")
+    print(f"{'model':18s} {'params':>9s} {'device':6s} {'batch':>6s} {'train jets/s':>13s} {'infer jets/s':>13s}"
+          f" {'ORT-CPU jets/s':>15s} {'ORT/TF':>7s}")
     for device in devices:
         for name in args.models:
             for bs in args.batch_sizes:
-                tr, inf, params = bench_model(name, feats, y, manifest, bs, device, args.jets, args.min_seconds)
-                fmt = lambda r: f"{r:13.0f}" if np.isfinite(r) else f"{'skipped':>13s}"  # noqa: E731
-                print(f"{name:18s} {params:9d} {device:6s} {bs:6d} {fmt(tr)} {fmt(inf)}", flush=True)
+                tr, inf, params, ort = bench_model(name, feats, y, manifest, bs, device, args.jets, args.min_seconds,
+                                                   onnx=not args.no_onnx)
+                fmt = lambda r, w=13: f"{r:{w}.0f}" if np.isfinite(r) else f"{'-':>{w}s}"  # noqa: E731
+                ratio = f"{ort / inf:7.2f}" if np.isfinite(ort) and np.isfinite(inf) else f"{'-':>7s}"
+                print(f"{name:18s} {params:9d} {device:6s} {bs:6d} {fmt(tr)} {fmt(inf)} {fmt(ort, 15)} {ratio}",
+                      flush=True)
     return 0
 
 

@@ -80,12 +80,40 @@ def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3
     return n, best
 
 
+def gpu_seen(specs) -> bool:
+    """Whether TensorFlow (.keras models) or ONNX Runtime (.onnx models, CUDA provider) sees a GPU."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    if any(s.path.endswith(".onnx") for s in specs):
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    return False
+
+
+def device_scope(default_device: bool):
+    """Nothing with ``default_device`` (the GPU where there is one), else TensorFlow pinned to the CPU.
+    (ONNX Runtime sessions keep the providers they were made with: their CPU rows run where they run.)"""
+    import contextlib
+
+    if default_device:
+        return contextlib.nullcontext()
+    import tensorflow as tf
+
+    return tf.device("/CPU:0")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fileset", nargs="+", required=True)
     parser.add_argument("--jec", default=None)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--chunksize", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each configuration and of its bare read, alternated; the best of each counts "
+                             "(robust against other load on the machine)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -100,23 +128,42 @@ def main(args: argparse.Namespace) -> int:
     for item in args.model:
         name, _, path = item.rpartition("=")
         specs.append(ModelSpec.from_path(path, name=name or None, batch_size=args.batch_size))
-    import tensorflow as tf
-
-    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    configs = [("baseline only", JetResponseProcessor(jec=jec))]
-    configs += [(f"baseline + {s.name}", JetResponseProcessor(jec=jec, models=[s])) for s in specs]
+    gpu = gpu_seen(specs)
+    device = "GPU" if gpu else "CPU"
+    configs = [("baseline only", JetResponseProcessor(jec=jec), False)]
+    configs += [(f"baseline + {s.name}", JetResponseProcessor(jec=jec, models=[s]), False) for s in specs]
+    if len(specs) > 1:  # every model in one processor: the features are built once and shared
+        configs.append(("baseline + " + " + ".join(s.name for s in specs), JetResponseProcessor(jec=jec, models=specs),
+                        False))
+    if gpu:  # the rows above on the CPU (comparable across versions), these on the GPU
+        configs += [(f"{label} [GPU]", proc, True) for label, proc, _ in configs[1:]]
     # warm-up: imports, JEC stack and model loading happen once per process, not per chunk
-    for _, proc in configs:
-        time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=1000)
+    for _, proc, on_gpu in configs:
+        with device_scope(on_gpu or not gpu):
+            time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=1000)
 
-    print(f"processor throughput on one core (iterative executor), inference device: {device}")
+    print(f"processor throughput on one core (iterative executor), inference device: CPU"
+          + (" and GPU ([GPU] rows)" if gpu else ""))
     print(f"{'configuration':28s} {'events':>8s} {'proc ev/s':>10s} {'uproot ev/s':>12s} {'ratio':>7s}")
-    for label, proc in configs:
-        events, seconds, branches = time_processor(fileset, proc, args.chunksize)
-        n_bare, t_bare = bare_uproot_read(fileset, branches)
+    cost: dict[str, float] = {}
+    for label, proc, on_gpu in configs:
+        seconds, t_bare = np.inf, np.inf
+        for _ in range(max(1, args.repeat)):
+            with device_scope(on_gpu or not gpu):
+                events, t_proc, branches = time_processor(fileset, proc, args.chunksize)
+            n_bare, t_read = bare_uproot_read(fileset, branches)
+            seconds, t_bare = min(seconds, t_proc), min(t_bare, t_read)
         rate, bare = events / seconds, n_bare / t_bare
+        cost[label] = seconds
         print(f"{label:28s} {events:8d} {rate:10.0f} {bare:12.0f} {rate / bare:7.3f}   ({len(branches)} branches)")
+    if len(specs) > 1:
+        one = cost[f"baseline + {specs[0].name}"]
+        every = cost["baseline + " + " + ".join(s.name for s in specs)]
+        print(f"{len(specs)} models in one processor cost {every / one:.2f}x one model (features built once, shared)")
     for s in specs:
-        n, t = time_inference(fileset, s)
-        print(f"inference alone {s.name:12s} {n:8d} jets  {n / t:10.0f} jets/s  (batch {s.batch_size}, {device})")
+        for on_gpu in ((False, True) if gpu else (False,)):
+            with device_scope(on_gpu or not gpu):
+                n, t = time_inference(fileset, s)
+            print(f"inference alone {s.name:12s} {n:8d} jets  {n / t:10.0f} jets/s  (batch {s.batch_size}, "
+                  f"{'GPU' if on_gpu else 'CPU'})")
     return 0

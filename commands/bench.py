@@ -3,7 +3,10 @@
 - ``processor``: processor events/s (baseline, + each model) over a bare uproot read of the same columns;
 - ``models``: training and inference jets/s of Deep Sets and ParticleNet at batch 256 and 4096;
 - ``generate``: generated jets/s per core and file size per jet;
-- ``per-candidate``: a non-ML per-candidate calibration against L1L2 (is the detector too easy?).
+- ``per-candidate``: a non-ML per-candidate calibration against L1L2 (is the detector too easy?);
+- ``profile``: cProfile of the jet processor chunk by chunk (top functions, share of each step);
+- ``scaling``: the same fileset on 1 and 2 dask workers, speed-up printed;
+- ``preflight``: the per-file pre-check of many files, serial and in parallel.
 Remaining arguments go to the benchmark.
 """
 from __future__ import annotations
@@ -16,6 +19,9 @@ BENCHES = {
     "models": "bench.model_bench",
     "generate": "bench.generate_bench",
     "per-candidate": "bench.per_candidate",
+    "profile": "bench.profile_processor",
+    "scaling": "bench.scaling",
+    "preflight": "bench.preflight",
 }
 
 

@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing collection in --out (its listed shards are removed)")
     parser.add_argument("--skip-bad-files", action="store_true", help="skip unreadable inputs instead of stopping")
+    parser.add_argument("--checkpoint", default=None, metavar="DIR",
+                        help="keep each finished chunk in DIR; the same command after a kill resumes from it")
     add_executor_arguments(parser)
     try:
         from condor.sites import add_condor_arguments
@@ -59,8 +61,11 @@ def collect(fileset: dict, out_dir: str | Path, *, executor: str = "iterative", 
             max_abs_eta: float = 4.7, max_dr: float = 0.2,
             fractions: tuple[float, float, float] = DEFAULT_FRACTIONS, flat_min_count: float = 10.0,
             skip_bad_files: bool = False, status: bool = False, site: str = "generic",
-            condor_opts: dict | None = None, overwrite: bool = False) -> dict:
-    """Run the collection over a fileset and write the shards and manifest; returns the manifest."""
+            condor_opts: dict | None = None, overwrite: bool = False, checkpoint: str | None = None) -> dict:
+    """Run the collection over a fileset and write the shards and manifest; returns the manifest.
+
+    ``checkpoint``: directory keeping each finished chunk (its shard stays in ``out_dir``).
+    """
     from processors.collect import CollectProcessor
 
     if not fileset or not any(entry.get("files") for entry in fileset.values()):
@@ -68,14 +73,15 @@ def collect(fileset: dict, out_dir: str | Path, *, executor: str = "iterative", 
     if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
         raise BadInputError(f"--split-fractions must be non-negative and sum to 1, got {list(fractions)}")
     checked = check_fileset(fileset, skip_bad_files)
-    check_input_branches(checked.fileset)
+    check_input_branches(checked.fileset, checked.branches)  # the names the pre-check found: no second opening
     out_dir = Path(out_dir).resolve()
     prepare_out_dir(out_dir, overwrite)
     proc = CollectProcessor(str(out_dir), min_pt_raw=min_pt_raw, max_abs_eta=max_abs_eta, max_dr=max_dr,
                             fractions=fractions)
     output = run_processor(checked.fileset, proc, executor=executor, workers=workers, chunksize=chunksize,
                            max_chunks=max_chunks, skip_bad_files=skip_bad_files, status=status, desc="Collecting",
-                           site=site, condor_options=condor_opts)
+                           site=site, condor_options=condor_opts, checkpoint=checkpoint,
+                           checkpoint_key=str([str(out_dir), min_pt_raw, max_abs_eta, max_dr, list(fractions)]))
     if not output or "shards" not in output:
         output = proc.empty_output("none")
     return finalize(out_dir, output, fractions=tuple(fractions), min_count=flat_min_count,
@@ -122,7 +128,19 @@ def collect_mljec(paths: list[str], out_dir: str | Path, *, min_pt_raw: float = 
                     extra={"input_format": "ml-jec-vars"})
 
 
+def validate(args: argparse.Namespace) -> None:
+    """One-line errors for settings that cannot work, before any file is read."""
+    from execution.runner import validate_sizes
+
+    validate_sizes(args.chunksize, args.max_chunks, args.workers)
+    fractions = list(args.split_fractions)
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise BadInputError(f"--split-fractions must be non-negative and sum to 1, got {fractions} "
+                            f"(sum {sum(fractions):g})")
+
+
 def main(args: argparse.Namespace) -> int:
+    validate(args)
     condor_opts = {}
     if args.executor == "condor":
         from condor.sites import condor_options_from_args
@@ -149,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
                        max_dr=args.max_dr, fractions=tuple(args.split_fractions),
                        flat_min_count=args.flat_min_count, skip_bad_files=args.skip_bad_files,
                        status=not args.no_progress, site=args.site, condor_opts=condor_opts,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, checkpoint=args.checkpoint)
     _print_summary(manifest, args.out, time.time() - tic)
     return 0
 

@@ -21,7 +21,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_executor_arguments(parser)
 
 
+#: largest mean pileup accepted: HL-LHC runs at ~200; far beyond, generation would never end
+MAX_PILEUP = 300.0
+
+
+def validate(args) -> None:
+    """One-line errors for settings outside their physical range, before any event is generated."""
+    import math
+
+    from core.errors import BadInputError
+
+    if not math.isfinite(args.pileup) or not 0 <= args.pileup <= MAX_PILEUP:
+        raise BadInputError(f"--pileup must be between 0 and {MAX_PILEUP:g} (mean interactions per crossing), "
+                            f"got {args.pileup:g}")
+    for flag in ("events", "events_per_file", "workers"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise BadInputError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+
+
 def main(args) -> int:
+    validate(args)
     from samples.generate import generate_sample
 
     if args.process == "zee":

@@ -10,7 +10,7 @@ from results.report import build_report, to_markdown
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("output", help="a .coffea file written by runner.py run")
+    parser.add_argument("output", help="a .coffea (or its pickle-free .uhi.json) file written by runner.py run")
     parser.add_argument("--out", default=None, help="folder for report.json and report.md (default next to the output)")
     parser.add_argument("--baseline", default="L1L2")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicas for uncertainties")
@@ -27,5 +27,9 @@ def main(args: argparse.Namespace) -> int:
     md = to_markdown(rep)
     (folder / "report.md").write_text(md)
     print(md)
+    untrusted = [c for c, t in rep.get("trust", {}).items() if not t["trusted"]]
+    if untrusted:
+        print(f"NOT TO BE TRUSTED on these jets (out of domain / clipped / non-finite, see 'Trust'): "
+              f"{', '.join(untrusted)}")
     print(f"wrote {folder / 'report.json'} and {folder / 'report.md'}")
     return 0

@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad-files", action="store_true",
                         help="skip unreadable inputs (and a missing JEC/model) and list them instead of stopping")
     parser.add_argument("--min-pt-raw", type=float, default=10.0, help="raw jet pT cut (GeV)")
+    parser.add_argument("--no-reference-rows", action="store_true",
+                        help="leave out the rows of CMS's own regressions (PNetReg, PNetReg+nu, UParTReg, UParTReg+nu)")
+    parser.add_argument("--checkpoint", default=None, metavar="DIR",
+                        help="keep each finished chunk in DIR; the same command after a kill resumes from it")
+    parser.add_argument("--mode", choices=("virtual", "dask-awkward"), default="virtual",
+                        help="virtual: coffea Runner over chunks (virtual arrays); dask-awkward: coffea.dataset_tools "
+                             "preprocess + apply_to_fileset on the same cluster (chunks = --chunksize steps)")
     add_executor_arguments(parser)
     try:
         from condor.sites import add_condor_arguments
@@ -51,7 +58,11 @@ def _load_jec(args, skipped: list[dict]):
     if not args.jec:
         return None
     try:
-        return JECConfig.from_yaml(args.jec)
+        from physics.jec import build_jec_stack
+
+        cfg = JECConfig.from_yaml(args.jec)
+        build_jec_stack(cfg)  # a corrupt or wrong-era JEC is refused here, before any chunk runs
+        return cfg
     except BadInputError as err:
         if not args.skip_bad_files:
             raise
@@ -82,7 +93,9 @@ def build_processor(args, skipped: list[dict]):
         from processors.jets import JetResponseProcessor
 
         return JetResponseProcessor(jec=_load_jec(args, skipped), models=_load_models(args, skipped),
-                                    min_pt_raw=args.min_pt_raw)
+                                    min_pt_raw=args.min_pt_raw,
+                                    reference_rows=not getattr(args, "no_reference_rows", False),
+                                    skip_bad_input=args.skip_bad_files)
     from processors.electrons import ZeeProcessor
 
     return ZeeProcessor()
@@ -91,11 +104,13 @@ def build_processor(args, skipped: list[dict]):
 def run_fileset(fileset: dict, proc, *, executor: str = "dask", workers: int = 2, chunksize: int = 50_000,
                 max_chunks: int | None = None, skip_bad_files: bool = False, status: bool = True,
                 site: str = "generic", condor_opts: dict | None = None,
-                gpu_resource: bool = False) -> tuple[dict, dict]:
+                gpu_resource: bool = False, checkpoint: str | None = None,
+                checkpoint_key: str = "") -> tuple[dict, dict]:
     """Run ``proc`` over a checked fileset; returns (output, metrics)."""
     return run_processor(fileset, proc, executor=executor, workers=workers, chunksize=chunksize,
                          max_chunks=max_chunks, skip_bad_files=skip_bad_files, status=status, site=site,
-                         condor_options=condor_opts, gpu_resource=gpu_resource, savemetrics=True)
+                         condor_options=condor_opts, gpu_resource=gpu_resource, savemetrics=True,
+                         checkpoint=checkpoint, checkpoint_key=checkpoint_key)
 
 
 def run_electrons(fileset: dict, executor: str = "iterative", workers: int = 1, *, models: list | None = None,
@@ -108,6 +123,17 @@ def run_electrons(fileset: dict, executor: str = "iterative", workers: int = 1, 
     return run_processor(fileset, ZeeProcessor(models=models, kind=kind), executor=executor, workers=workers,
                          chunksize=chunksize, max_chunks=max_chunks, skip_bad_files=skip_bad_files, status=status,
                          site=site, condor_options=condor_options)
+
+
+def merge_skipped(*lists: list[dict]) -> list[dict]:
+    """One entry per (file, reason), in order: chunks of the same file report the same skip."""
+    seen, merged = set(), []
+    for entry in (e for lst in lists for e in lst):
+        key = (entry.get("file"), entry.get("reason"))
+        if key not in seen:
+            seen.add(key)
+            merged.append(entry)
+    return merged
 
 
 def default_output(name: str) -> Path:
@@ -135,6 +161,12 @@ def print_summary(out: dict, metrics: dict, seconds: float, path: Path, console=
                   f"rate {events / max(seconds, 1e-9):.0f} events/s")
     if out.get("datasets_without_gen"):
         console.print(f"no generator record (reco-level histograms only): {', '.join(sorted(out['datasets_without_gen']))}")
+    for ds, row in sorted(out.get("accounting", {}).items()):
+        console.print(f"{ds}: events in fileset {row['events_in_fileset']} = processed {row['events_processed']}"
+                      f" + in skipped chunks {row['events_skipped']}")
+    for c in out.get("skipped_chunks", []):
+        console.print(f"[bold yellow]skipped chunk[/] {c['file']} entries {c['entrystart']}-{c['entrystop']} "
+                      f"({c['events']} events): {c['reason']}", soft_wrap=True)
     skipped = out.get("skipped", [])
     if skipped:
         console.print(f"[bold yellow]skipped {len(skipped)}:[/]")
@@ -145,25 +177,41 @@ def print_summary(out: dict, metrics: dict, seconds: float, path: Path, console=
 
 
 def main(args: argparse.Namespace) -> int:
-    from coffea.util import save
+    from execution.runner import validate_sizes
+    from inputs.output import OutputLock, check_output_writable, write_output
 
+    validate_sizes(args.chunksize, args.max_chunks, args.workers)
     fileset = load_fileset(args.fileset)
-    check = check_fileset(fileset, args.skip_bad_files)
-    skipped = list(check.skipped)
-    proc = build_processor(args, skipped)
-    start = time.perf_counter()
-    out, metrics = run_fileset(check.fileset, proc, executor=args.executor, workers=args.workers,
-                               chunksize=args.chunksize, max_chunks=args.max_chunks,
-                               skip_bad_files=args.skip_bad_files, status=not args.no_progress,
-                               site=args.site, condor_opts=condor_options(args), gpu_resource=args.gpu_resource)
-    seconds = time.perf_counter() - start
-    out["skipped"] = skipped
     name = args.name or f"{args.processor}_{next(iter(fileset))}"
-    out["run_info"] = {"name": name, "processor": args.processor, "executor": args.executor,
-                       "workers": args.workers, "seconds": seconds,
-                       "corrections": list(getattr(proc, "corrections", []))}
-    path = Path(args.output) if args.output else default_output(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save(out, str(path))
+    path = check_output_writable(Path(args.output) if args.output else default_output(name))
+    with OutputLock(path):
+        check = check_fileset(fileset, args.skip_bad_files)
+        skipped = list(check.skipped)
+        proc = build_processor(args, skipped)
+        start = time.perf_counter()
+        key = [sorted(args.fileset), args.processor, args.jec, args.model, args.min_pt_raw, args.skip_bad_files,
+               getattr(args, "no_reference_rows", False)]
+        if getattr(args, "mode", "virtual") == "dask-awkward":
+            from execution.dask_awkward import run_dask_awkward
+
+            out, metrics = run_dask_awkward(check.fileset, proc, executor=args.executor, workers=args.workers,
+                                            chunksize=args.chunksize, site=args.site,
+                                            condor_options=condor_options(args))
+        else:
+            out, metrics = run_fileset(check.fileset, proc, executor=args.executor, workers=args.workers,
+                                       chunksize=args.chunksize, max_chunks=args.max_chunks,
+                                       skip_bad_files=args.skip_bad_files, status=not args.no_progress,
+                                       site=args.site, condor_opts=condor_options(args),
+                                       gpu_resource=args.gpu_resource, checkpoint=args.checkpoint,
+                                       checkpoint_key=str(key))
+        seconds = time.perf_counter() - start
+        out["skipped"] = merge_skipped(skipped, out.get("skipped", []))
+        out["run_info"] = {"name": name, "processor": args.processor, "executor": args.executor,
+                           "workers": args.workers, "seconds": seconds,
+                           "corrections": list(getattr(proc, "corrections", []))}
+        write_output(out, path)
+        from inputs.hist_io import write_portable
+
+        write_portable(out, path)  # <name>.uhi.json and <name>.root next to the .coffea
     print_summary(out, metrics, seconds, path)
     return 0

@@ -43,7 +43,16 @@ def add_electron_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--w-data", type=float, default=None, help="override the data loss weight")
 
 
+def validate(args: argparse.Namespace) -> None:
+    """One-line errors for sizes that must be positive, before anything is loaded."""
+    for flag in ("epochs", "batch_size", "max_jets"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise BadInputError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+
+
 def main(args: argparse.Namespace) -> int:
+    validate(args)
     if getattr(args, "submit", None) == "condor":
         from condor.train_job import submit_from_args
         from models.train import output_paths
@@ -90,5 +99,7 @@ def train_electron_model(args: argparse.Namespace) -> int:
     # data-only mode uses MC shards, when given, only for the reference mass of the labels
     mc = load_shards(args.shards_mc, cfg.max_cands) if args.shards_mc else None
     data = load_shards(args.shards_data, cfg.max_cands) if args.shards_data and args.mode != "mc" else None
+    if cfg.steps_per_epoch > 0:  # the fair protocol of the Z->ee study (equal steps, early stopping)
+        from models.train_zee import train_fair as train
     train(args.mode, mc, data, cfg, args.out)
     return 0

@@ -9,6 +9,12 @@ from collections.abc import Iterator
 from core.errors import BadInputError
 
 EXECUTORS = ("iterative", "futures", "dask", "condor")
+#: dask/condor: times a failed task is tried again (a lost worker, a preempted job); a chunk that
+#: fails deterministically is turned into one line or a listed skip by execution.runner, so it
+#: costs at most this many extra attempts, never an endless loop
+TASK_RETRIES = 2
+#: iterative/futures run on this machine: nothing to be preempted, a failure is deterministic
+LOCAL_RETRIES = 0
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, default_workers: int = 2) -> None:
@@ -30,7 +36,13 @@ def _worker_setup() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no TensorFlow / absl / oneDNN start-up lines
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    if os.environ.get("CALIBER_VERBOSE") != "1":  # runner.py -v shows the workers' warnings
+        # NanoAOD schema notes (missing cross-references, ...) repeated by every worker for every chunk
+        os.environ.setdefault("PYTHONWARNINGS", "ignore::RuntimeWarning,ignore::UserWarning,ignore::FutureWarning")
 
 
 def _task_resources(gpu: bool):
@@ -55,20 +67,20 @@ def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str
     if workers < 1:
         raise BadInputError(f"--workers must be at least 1, got {workers}")
     if name == "iterative":
-        yield processor.IterativeExecutor(status=status, desc=desc, unit=unit)
+        yield processor.IterativeExecutor(status=status, desc=desc, unit=unit, retries=LOCAL_RETRIES)
     elif name == "futures":
-        yield processor.FuturesExecutor(workers=workers, status=status, desc=desc, unit=unit)
+        yield processor.FuturesExecutor(workers=workers, status=status, desc=desc, unit=unit, retries=LOCAL_RETRIES)
     elif name == "dask":
         from distributed import Client, LocalCluster
 
         _worker_setup()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, resources={"GPU": 1} if gpu_resource else None)
+                               dashboard_address=":0", resources={"GPU": 1} if gpu_resource else None)
         client = Client(cluster)
         try:
             with _task_resources(gpu_resource):
                 yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
-                                             treereduction=4, retries=0)
+                                             treereduction=4, retries=TASK_RETRIES)
         finally:
             client.close()
             cluster.close()
@@ -79,6 +91,6 @@ def make_executor(name: str, workers: int = 2, *, status: bool = True, desc: str
         with condor_client(workers=workers, site=site, gpu=gpu_resource, **(condor_options or {})) as client:
             with _task_resources(gpu_resource):
                 yield processor.DaskExecutor(client=client, status=status, desc=desc, unit=unit,
-                                             treereduction=4, retries=0)
+                                             treereduction=4, retries=TASK_RETRIES)
     else:
         raise BadInputError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

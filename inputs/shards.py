@@ -25,6 +25,13 @@ DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 #: binning of the flat-spectrum weights: pt_gen (GeV, geometric) x |eta_gen|
 FLAT_PT_EDGES = tuple(np.geomspace(10.0, 5000.0, 31))
 FLAT_ABS_ETA_EDGES = tuple(np.linspace(0.0, 5.0, 11))
+#: a feature whose training standard deviation is below this (in its own units) did not vary in
+#: training: the model does not use it (``models.layers.Standardize`` gives it 0)
+STD_FLOOR = 1.0e-3
+#: quantiles stored per feature with the training range (fractions)
+RANGE_QUANTILES = (0.001, 0.999)
+#: rows per chunk and collection kept (evenly spaced, weighted by n/k) to estimate the quantiles
+RANGE_SAMPLE_ROWS = 2000
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -92,6 +99,50 @@ def norm_from_sums(s: np.ndarray, s2: np.ndarray, n: int) -> tuple[list[float], 
     return mean.tolist(), np.maximum(np.sqrt(var), 1e-6).tolist()
 
 
+def range_summary(flat: np.ndarray) -> dict:
+    """Per-column min, max and ``RANGE_QUANTILES`` of a (n, F) matrix as the chunk accumulator holds them.
+
+    min/max are exact (lists of arrays, reduced in ``finalize``); the quantiles come from at most
+    ``RANGE_SAMPLE_ROWS`` evenly spaced rows, each weighted by n/k so that chunks count by size.
+    """
+    n = len(flat)
+    if n == 0:
+        return {"min": [], "max": [], "sample": [], "sample_weight": []}
+    rows = np.unique(np.linspace(0, n - 1, min(n, RANGE_SAMPLE_ROWS)).astype(np.int64))
+    return {"min": [flat.min(axis=0)], "max": [flat.max(axis=0)], "sample": [flat[rows].astype(np.float32)],
+            "sample_weight": [np.full(len(rows), n / len(rows), dtype=np.float64)]}
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """(len(qs), F) weighted quantiles of the columns of ``values`` (n, F): the first value whose cumulative weight reaches q."""
+    order = np.argsort(values, axis=0, kind="stable")
+    out = np.empty((len(qs), values.shape[1]))
+    for j in range(values.shape[1]):
+        v, w = values[order[:, j], j], weights[order[:, j]]
+        cum = np.cumsum(w) / np.sum(w)
+        out[:, j] = v[np.minimum(np.searchsorted(cum, qs, side="left"), len(v) - 1)]
+    return out
+
+
+def ranges_from_stats(st: dict, names: list[str], std: list[float]) -> dict:
+    """The manifest's training range of one block: per feature min, max, quantiles, and which are constant.
+
+    ``constant`` lists the features whose std is below ``STD_FLOOR`` (not model inputs).
+    """
+    nf = len(names)
+    if not st.get("min"):
+        empty = [None] * nf
+        return {"min": empty, "max": empty, "quantiles": list(RANGE_QUANTILES), "q_low": empty, "q_high": empty,
+                "constant": list(names)}
+    lo = np.min(np.stack(st["min"]), axis=0)
+    hi = np.max(np.stack(st["max"]), axis=0)
+    q = weighted_quantiles(np.concatenate(st["sample"]).astype(np.float64), np.concatenate(st["sample_weight"]),
+                           RANGE_QUANTILES)
+    return {"min": lo.tolist(), "max": hi.tolist(), "quantiles": list(RANGE_QUANTILES),
+            "q_low": q[0].tolist(), "q_high": q[-1].tolist(),
+            "constant": [n for n, s in zip(names, std) if s < STD_FLOOR]}
+
+
 def shard_name(dataset: str, filename: str, entrystart: int, entrystop: int) -> str:
     """Deterministic shard file name from the dataset, the input file and the chunk's entry range."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset)
@@ -137,7 +188,10 @@ def write_shard(path: Path, columns: dict[str, np.ndarray], feats: dict[str, ak.
         values = feats[coll][train]
         flat = ak.to_numpy(values if coll == "globals" else ak.flatten(values, axis=1)).astype(np.float64)
         flat = flat.reshape(-1, len(FEATURE_NAMES[coll]))
-        out["stats"][coll] = {"sum": flat.sum(axis=0), "sumsq": (flat**2).sum(axis=0), "count": len(flat)}
+        out["stats"][coll] = {"sum": flat.sum(axis=0), "sumsq": (flat**2).sum(axis=0), "count": len(flat),
+                              **range_summary(flat)}
+    target = fields["target"][train].astype(np.float64)[:, None]
+    out["stats"]["target"] = range_summary(target[np.isfinite(target[:, 0])])
     for coll in COLLECTIONS:
         out["max_constituents"][coll] = {int(ak.max(ak.num(feats[coll], axis=1), initial=0))}
     out["flat_hist"] = flat_histogram(pt_gen, np.abs(np.asarray(columns["eta_gen"])))
@@ -148,8 +202,9 @@ def empty_output(dataset: str) -> dict:
     return {
         "shards": [],
         "n_jets": {name: 0 for name in SPLIT_NAMES},
-        "stats": {c: {"sum": np.zeros(len(FEATURE_NAMES[c])), "sumsq": np.zeros(len(FEATURE_NAMES[c])),
-                      "count": 0} for c in ("globals",) + COLLECTIONS},
+        "stats": {**{c: {"sum": np.zeros(len(FEATURE_NAMES[c])), "sumsq": np.zeros(len(FEATURE_NAMES[c])),
+                         "count": 0, **range_summary(np.zeros((0, 1)))} for c in ("globals",) + COLLECTIONS},
+                  "target": range_summary(np.zeros((0, 1)))},
         "max_constituents": {c: {0} for c in COLLECTIONS},
         "flat_hist": flat_histogram(np.zeros(0), np.zeros(0)),
         "cutflow": {dataset: {"events": 0, "jets": 0, "jets_selected": 0}},
@@ -171,15 +226,20 @@ def finalize(out_dir: Path, output: dict, fractions: tuple[float, float, float] 
         ak.to_parquet(arr, tmp)
         os.replace(tmp, path)
 
-    norm = {}
+    norm, ranges = {}, {}
     for coll in ("globals",) + COLLECTIONS:
         st = output["stats"][coll]
         mean, std = norm_from_sums(st["sum"], st["sumsq"], int(st["count"]))
         norm[coll] = {"mean": mean, "std": std}
+        ranges[coll] = ranges_from_stats(st, FEATURE_NAMES[coll], std)
+    target_range = ranges_from_stats(output["stats"].get("target", {}), ["target"], [1.0])
     manifest = {
         "version": 1,
         "features": {c: list(FEATURE_NAMES[c]) for c in ("globals",) + COLLECTIONS},
         "norm": norm,
+        "ranges": ranges,
+        "target_range": {k: (v[0] if isinstance(v, list) and k != "quantiles" else v)
+                         for k, v in target_range.items() if k != "constant"},
         "shards": shards,
         "n_jets": {k: int(v) for k, v in output["n_jets"].items()},
         "split": {"method": "splitmix64 hash of (run, luminosityBlock, event) -> u in [0,1), "

@@ -46,6 +46,18 @@ class ElectronModelConfig:
     w_data: float = 1.0
     max_abs_target: float = 1.0  # MC electrons with |log(E_true/E_reco)| above this are not used
     seed: int = 1
+    # fair protocol (issue 16): every mode gets max_epochs x steps_per_epoch optimiser steps at most, batches
+    # drawn with probability w_kind / N_kind; early stopping on the validation split (patience epochs) once
+    # the data labels have converged; label rounds every epochs_per_round epochs until the scale moves less
+    # than label_tol in every E_T bin (or max_label_rounds); steps_per_epoch 0: the old epoch-based loop
+    steps_per_epoch: int = 0
+    max_epochs: int = 24
+    patience: int = 4
+    epochs_per_round: int = 2
+    max_label_rounds: int = 8
+    label_tol: float = 1e-3
+    # generator-level E_T-binned label reference (JSON); null: models/configs/zee_label_reference.json
+    label_reference: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path | None) -> "ElectronModelConfig":

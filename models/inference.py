@@ -78,6 +78,11 @@ def predict_log_correction(model, features: dict[str, ak.Array | np.ndarray], ba
     ``features``: the ``jet_features`` layout (RAW features). On a GPU out-of-memory error the
     batch size is halved (and said so on stderr) until it fits.
     """
+    if hasattr(model, "prepare_awkward"):  # a models.backends wrapper (Keras or ONNX Runtime)
+        model.batch_size = batch_size
+        if max_len:
+            model.max_len = dict(max_len)
+        return np.asarray(model(features), dtype=np.float32).reshape(-1)
     import tensorflow as tf
 
     from models.data import pad_batch

@@ -8,6 +8,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from inputs.shards import STD_FLOOR
+
 PACKAGE = "caliber"
 #: distance added to padded points so that they are never nearer than a real point
 PAD_DISTANCE = 1.0e9
@@ -19,13 +21,18 @@ SELF_DISTANCE = 1.0e8
 class Standardize(keras.layers.Layer):
     """(x - mean) / std with the manifest statistics; padded entries (mask 0) become exactly 0.
 
-    Call on ``x`` (N, G) or on ``[x, mask]`` with x (N, P, F) and mask (N, P).
+    A feature whose training std is below ``STD_FLOOR`` did not vary in training: it is not an
+    input (its standardised value is 0 whatever x is), so a value never seen in training cannot
+    blow up the network. This also holds for models saved before the floor existed (their
+    manifests clamp such a std to 1e-6). Call on ``x`` (N, G) or on ``[x, mask]`` with x (N, P, F)
+    and mask (N, P).
     """
 
     def __init__(self, mean, std, **kwargs):
         super().__init__(**kwargs)
         self.mean = [float(v) for v in mean]
-        self.std = [max(float(v), 1e-6) for v in std]
+        self.std = [float(v) for v in std]
+        self.scale = [1.0 / s if s >= STD_FLOOR else 0.0 for s in self.std]
 
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)):
@@ -33,7 +40,7 @@ class Standardize(keras.layers.Layer):
         else:
             x, mask = inputs, None
         x = tf.cast(x, self.compute_dtype)
-        y = (x - tf.constant(self.mean, dtype=x.dtype)) / tf.constant(self.std, dtype=x.dtype)
+        y = (x - tf.constant(self.mean, dtype=x.dtype)) * tf.constant(self.scale, dtype=x.dtype)
         if mask is not None:
             y = y * tf.cast(mask, y.dtype)[..., None]
         return y

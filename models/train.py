@@ -154,6 +154,8 @@ def train(shard_dir: str | Path, config, out: str | Path, epochs: int | None = N
 
     save_config(config, paths["config"])
     model_manifest = {k: manifest[k] for k in ("version", "features", "norm", "target", "max_constituents") if k in manifest}
+    model_manifest["ranges"] = manifest.get("ranges") or table_ranges(train_jets, manifest)
+    model_manifest["target_range"] = target_range(train_jets.target)
     model_manifest["training"] = {"shards": str(shard_dir), "n_train": len(train_jets), "n_validation": len(val_jets),
                                   "val_loss": val_loss, "val_loss_constant": val_loss_constant,
                                   "constant": median, "max_abs_target": cut}
@@ -165,6 +167,31 @@ def train(shard_dir: str | Path, config, out: str | Path, epochs: int | None = N
                "best_epoch": int(np.argmin(hist["val_loss"])) + 1 if hist.get("val_loss") else None}
     paths["history"].write_text(json.dumps({"history": hist, "summary": summary}, indent=1))
     return summary
+
+
+def target_range(target: np.ndarray) -> dict:
+    """min, max and the 0.1%/99.9% quantiles of the targets the model was trained on (log(pt_gen/pt_raw))."""
+    from inputs.shards import RANGE_QUANTILES
+
+    t = np.asarray(target, dtype=np.float64)
+    t = t[np.isfinite(t)]
+    q = np.quantile(t, RANGE_QUANTILES)
+    return {"min": float(t.min()), "max": float(t.max()), "quantiles": list(RANGE_QUANTILES),
+            "q_low": float(q[0]), "q_high": float(q[-1])}
+
+
+def table_ranges(table, manifest: dict) -> dict:
+    """Per-feature training range of a loaded JetTable (shards collected before ranges were stored)."""
+    from inputs.shards import ranges_from_stats
+
+    out = {}
+    for coll in ("globals", "charged", "neutral", "sv"):
+        flat = table.globals if coll == "globals" else table.content[coll]
+        flat = np.asarray(flat, dtype=np.float64)
+        st = {"min": [flat.min(axis=0)], "max": [flat.max(axis=0)], "sample": [flat],
+              "sample_weight": [np.ones(len(flat))]} if len(flat) else {}
+        out[coll] = ranges_from_stats(st, manifest["features"][coll], manifest["norm"][coll]["std"])
+    return out
 
 
 def _predict_table(model, table, caps: dict[str, int], batch_size: int = 4096) -> np.ndarray:

@@ -86,6 +86,7 @@ def load_shards(directory: str | Path, max_cands: int) -> dict:
     table = table[ok]
     cands, mask = pad_candidates(table.cands, max_cands)
     data = {k: ak.to_numpy(table[k]) for k in ("pair_id", "leg", "e_raw", "e_label", "e_true", "m_ee", "eta", "phi")}
+    data["event"] = ak.to_numpy(table["event"]).astype(np.int64) if "event" in table.fields else np.zeros(len(table), np.int64)
     data["kind"] = np.asarray(ak.to_list(table.kind))
     data["scalars"] = np.stack([ak.to_numpy(table[f"f_{k}"]).astype(np.float32) for k in SCALAR_FEATURES], axis=1)
     data["cands"], data["mask"] = cands, mask

@@ -44,6 +44,7 @@ import awkward as ak
 import numpy as np
 
 from core.errors import BadInputError
+from physics.constituents import _associated, _flat, _offsets, selected_jet_index  # noqa: F401 (re-exported)
 
 #: pdgId categories of charged candidates (|pdgId|): charged hadron, electron, muon
 CHARGED_PDGIDS = (211, 11, 13)
@@ -277,85 +278,32 @@ def _source(events) -> str:
         return "events"
 
 
-def check_branches(events) -> None:
-    """Raise BadInputError naming the file and the first missing branch ``jet_features`` needs."""
+def check_branches(events, needed_by: str = "jet features") -> None:
+    """Raise BadInputError, one line naming the file, what is missing and ``needed_by`` (e.g. "model 'X'").
+
+    A file without jet constituents (standard NanoAOD: no PFCands / JetPFCands) is said so in words.
+    """
     fields = set(events.fields)
     src = _source(events)
+    if "Jet" not in fields:
+        raise BadInputError(f"{src}: no Jet collection (scouting NanoAOD?): {needed_by} needs Jet_* branches")
+    lacking = [c for c in ("PFCands", "JetPFCands") if c not in fields]
+    if lacking:
+        raise BadInputError(f"{src}: standard NanoAOD has no {' / '.join(lacking)} (missing branch "
+                            f"{lacking[0]}_{REQUIRED_BRANCHES[lacking[0]][0]}): {needed_by} needs PFNano jet constituents")
     for coll, names in REQUIRED_BRANCHES.items():
         if coll not in fields:
-            raise BadInputError(f"{src}: missing branch {coll}_{names[0]} (collection {coll} needed for jet features)")
+            raise BadInputError(f"{src}: missing branch {coll}_{names[0]} (collection {coll}): {needed_by} needs it")
         have = set(events[coll].fields)
         for name in names:
             if name not in have:
-                raise BadInputError(f"{src}: missing branch {coll}_{name} (needed for jet features)")
+                raise BadInputError(f"{src}: missing branch {coll}_{name}: {needed_by} needs it")
     if "fixedGridRhoFastjetAll" not in fields and not ("Rho" in fields and "fixedGridRhoFastjetAll" in events.Rho.fields):
-        raise BadInputError(f"{src}: missing branch fixedGridRhoFastjetAll (or Rho_fixedGridRhoFastjetAll)")
+        raise BadInputError(f"{src}: missing branch fixedGridRhoFastjetAll (or Rho_fixedGridRhoFastjetAll): "
+                            f"{needed_by} needs rho")
 
 
-def _flat(x) -> np.ndarray:
-    return ak.to_numpy(ak.flatten(x, axis=None))
-
-
-def _offsets(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def selected_jet_index(events, jets) -> np.ndarray:
-    """Index (within its event's ``events.Jet``) of each jet of ``jets``, flat in ak.flatten order.
-
-    Jets are identified by their exact (eta, phi), which corrections never change.
-    """
-    if len(jets) != len(events):
-        raise ValueError(f"jets ({len(jets)} events) and events ({len(events)}) are not aligned")
-    all_jets = ak.zip({"eta": events.Jet.eta, "phi": events.Jet.phi, "idx": ak.local_index(events.Jet.eta)},
-                      with_name=None)
-    sel = ak.zip({"eta": jets.eta, "phi": jets.phi}, with_name=None)
-    pairs = ak.cartesian({"s": sel, "a": all_jets}, axis=1, nested=True)
-    same = (pairs.s.eta == pairs.a.eta) & (pairs.s.phi == pairs.a.phi)
-    idx = ak.firsts(pairs.a.idx[same], axis=2)
-    flat = ak.flatten(idx)
-    if ak.any(ak.is_none(flat)):
-        raise ValueError("some selected jets are not in events.Jet (jets must be a selection of events.Jet)")
-    return ak.to_numpy(flat).astype(np.int64)
-
-
-def _group(jet_global: np.ndarray, keep: np.ndarray, n_jets_total: int, wanted: np.ndarray):
-    """For association rows with global jet index ``jet_global`` (rows with ``keep``),
-    the row indices of the ``wanted`` global jets, jet after jet, and their counts."""
-    rows = np.nonzero(keep)[0]
-    g = jet_global[rows]
-    order = np.argsort(g, kind="stable")
-    rows, g = rows[order], g[order]
-    counts_all = np.bincount(g, minlength=n_jets_total)
-    starts_all = _offsets(counts_all)[:-1]
-    counts = counts_all[wanted]
-    starts = starts_all[wanted]
-    # concatenated ranges [start, start + count) per wanted jet
-    within = np.arange(int(counts.sum())) - np.repeat(_offsets(counts)[:-1], counts)
-    take = np.repeat(starts, counts) + within
-    return rows[take], counts
-
-
-def _associated(targets, assoc, target_field: str, n_jets_event: np.ndarray,
-                wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices into ``targets`` (PFCands, SV) of each wanted jet's entries in the association
-    table ``assoc`` (JetPFCands, JetSVs: ``jetIdx`` + ``target_field``), and their counts per jet.
-
-    Rows pointing outside the event's jets or targets are dropped; ``wanted`` are global jet indices.
-    """
-    jet_off = _offsets(n_jets_event)
-    target_off = _offsets(ak.to_numpy(ak.num(targets)))
-    a_counts = ak.to_numpy(ak.num(assoc))
-    a_event = np.repeat(np.arange(len(a_counts)), a_counts)
-    a_jet, a_target = _flat(assoc.jetIdx).astype(np.int64), _flat(assoc[target_field]).astype(np.int64)
-    ok = ((a_jet >= 0) & (a_jet < n_jets_event[a_event]) & (a_target >= 0)
-          & (a_target < np.diff(target_off)[a_event]))
-    jet_global = np.where(ok, jet_off[a_event] + a_jet, 0)
-    rows, counts = _group(jet_global, ok, int(jet_off[-1]), wanted)
-    return target_off[a_event[rows]] + a_target[rows], counts
-
-
-def jet_features(events, jets) -> dict[str, ak.Array]:
+def jet_features(events, jets, index: np.ndarray | None = None) -> dict[str, ak.Array]:
     """Feature blocks (``FEATURE_NAMES``) of ``jets``, a selection of ``events.Jet`` (PFNano layout).
 
     Returns ``globals`` (n_jets, G) and ``charged``/``neutral``/``sv`` (n_jets, var, F), float32,
@@ -363,16 +311,18 @@ def jet_features(events, jets) -> dict[str, ak.Array]:
     ``JetPFCands`` (jetIdx, pFCandsIdx) and ``JetSVs`` (jetIdx, sVIdx), whatever their
     storage order; charged = charge != 0. JetSVs rows whose SV is not in the stored ``SV``
     collection (sVIdx < 0) are dropped. Raises BadInputError naming the file and a missing branch.
+    ``index``: the position of each jet in ``ak.flatten(events.Jet)`` when the caller knows it
+    (saves finding the jets again by their (eta, phi)).
     """
     from physics.jets import event_rho, raw_mass, raw_pt
 
     check_branches(events)
     n_jets_event = ak.to_numpy(ak.num(events.Jet)).astype(np.int64)
     jet_off = _offsets(n_jets_event)
-    local = selected_jet_index(events, jets)
     n_sel = ak.to_numpy(ak.num(jets)).astype(np.int64)
     event_of_sel = np.repeat(np.arange(len(n_sel)), n_sel)
-    wanted = jet_off[event_of_sel] + local
+    wanted = (np.asarray(index, dtype=np.int64) if index is not None
+              else jet_off[event_of_sel] + selected_jet_index(events, jets))
 
     rho = ak.to_numpy(event_rho(events)).astype(np.float64)
     npv = ak.to_numpy(events.PV.npvs).astype(np.float64)

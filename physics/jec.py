@@ -164,9 +164,12 @@ def _correctionlib_stack(cfg: JECConfig):
     corrections = []
     for level in cfg.levels:
         key = f"{cfg.era}_{level}_{cfg.algorithm}"
-        if key not in cset:
-            raise BadInputError(f"{cfg.correctionlib}: no correction named {key!r}")
-        corrections.append(cset[key])
+        try:  # ``key in cset`` itself raises IndexError('map::at') for some files
+            corrections.append(cset[key])
+        except Exception:  # noqa: BLE001 - a missing key, whatever correctionlib raises for it
+            known = sorted({k.split("_L")[0] for k in list(cset.keys())})[:4] if hasattr(cset, "keys") else []
+            raise BadInputError(f"{cfg.correctionlib}: no correction named {key!r} (another era? "
+                                f"this file has {', '.join(known) or 'none'})") from None
     return CorrectionLibJECStack(jec=SequentialCorrectionLibJEC(corrections))
 
 
@@ -196,3 +199,61 @@ def l1l2_pt(jet_table: ak.Array, cfg: JECConfig) -> ak.Array:
     """
     corrected = build_jet_factory(cfg).build(jet_table)
     return corrected["pt"]
+
+
+_FLAT: dict[JECConfig, object] = {}
+
+
+def _numpy_tables(function) -> None:
+    """Turn the parameter and clamp tables of one jetmet_tools level function into numpy in place.
+
+    ``jme_standard_function`` keeps them as awkward arrays (bins x var) and indexes them for every
+    call, which costs more than the formula; with one value per bin (text files binned in one
+    variable) the numpy table gives the same numbers. Tables that are not regular stay as they are.
+    """
+    for name in ("_params",):
+        tables = getattr(function, name, None)
+        if isinstance(tables, list):
+            setattr(function, name, [_regular(t) for t in tables])
+    for name in ("_eval_clamp_mins", "_eval_clamp_maxs"):
+        tables = getattr(function, name, None)
+        if isinstance(tables, dict):
+            setattr(function, name, {k: _regular(t) for k, t in tables.items()})
+
+
+def _regular(table):
+    try:
+        return ak.to_numpy(table) if isinstance(table, ak.Array) else table
+    except ValueError:  # jagged for real: keep the awkward table
+        return table
+
+
+def flat_corrector(cfg: JECConfig):
+    """The stack's corrector (``FactorizedJetCorrector`` or ``SequentialCorrectionLibJEC``) prepared
+    for flat numpy input, once per process: a copy whose level tables are numpy (``_numpy_tables``)."""
+    if cfg not in _FLAT:
+        import copy
+
+        corrector = copy.deepcopy(build_jec_stack(cfg).jec)
+        for function in getattr(corrector, "_funcs", ()):
+            _numpy_tables(function)
+        _FLAT[cfg] = corrector
+    return _FLAT[cfg]
+
+
+def l1l2_pt_flat(columns: dict[str, np.ndarray], cfg: JECConfig) -> np.ndarray:
+    """Baseline-corrected pT (GeV) of flat jets: the cached stack's corrector evaluated on numpy.
+
+    ``columns`` holds flat numpy arrays named as in ``JEC_NAME_MAP`` (pt_raw, mass_raw, eta, area,
+    rho, ...). Same numbers as ``l1l2_pt`` (which goes through ``CorrectedJetsFactory``: the factor of
+    ``jec.getCorrection`` on the raw pT, times the raw pT), without building jagged jet records.
+    """
+    corrector = flat_corrector(cfg)
+    names = dict(JEC_NAME_MAP, JetPt=JEC_NAME_MAP["ptRaw"], JetMass=JEC_NAME_MAP["massRaw"])
+    try:
+        args = {k: columns[names[k]] for k in corrector.signature}
+    except KeyError as err:
+        raise BadInputError(f"{cfg.source or 'JEC config'}: the corrections need {err.args[0]!r}, "
+                            f"which the jet table lacks") from None
+    factor = corrector.getCorrection(**args)
+    return np.asarray(factor) * columns[JEC_NAME_MAP["ptRaw"]]

@@ -29,6 +29,16 @@ def raw_pt(jets: ak.Array) -> ak.Array:
     return (1.0 - jets.rawFactor) * jets.pt
 
 
+def finite_pt(pt: ak.Array) -> ak.Array:
+    """True where a jet pT (GeV) is finite: NaN/inf jets are excluded and counted, never binned."""
+    return np.isfinite(pt)
+
+
+def count_false(mask: ak.Array) -> int:
+    """How many entries of a (jagged) boolean mask are False."""
+    return int(ak.sum(~mask, axis=None))
+
+
 def raw_mass(jets: ak.Array) -> ak.Array:
     """Uncorrected jet mass (GeV): ``(1 - rawFactor) * mass``."""
     return (1.0 - jets.rawFactor) * jets.mass
@@ -84,6 +94,37 @@ def matched_gen_jets(jets: ak.Array, genjets: ak.Array, max_dr: float = MAX_MATC
     return ak.mask(gen, ak.fill_none(dr < max_dr, False))
 
 
+#: CMS production regressions stored in NanoAOD (v12+, UParT from v15): row -> Jet_* factors multiplying raw pT
+REFERENCE_ROWS: dict[str, tuple[str, ...]] = {
+    "PNetReg": ("PNetRegPtRawCorr",),
+    "PNetReg+nu": ("PNetRegPtRawCorr", "PNetRegPtRawCorrNeutrino"),
+    "UParTReg": ("UParTAK4RegPtRawCorr",),
+    "UParTReg+nu": ("UParTAK4RegPtRawCorr", "UParTAK4RegPtRawCorrNeutrino"),
+}
+
+
+def reference_pts(jets: ak.Array, pt_raw: ak.Array) -> dict[str, tuple[ak.Array, ak.Array]]:
+    """pT (GeV) of each CMS regression the file carries: ``pt_raw`` x the stored factors.
+
+    Returns row -> (pT, defined): NanoAOD writes a factor of 0 where the regression was not
+    evaluated, so a jet with any factor not finite or <= 0 is not defined and its pT is NaN.
+    Rows whose branches the file lacks are absent.
+    """
+    fields = set(jets.fields)
+    out = {}
+    for row, factors in REFERENCE_ROWS.items():
+        if not all(f in fields for f in factors):
+            continue
+        total = ak.ones_like(pt_raw)
+        defined = ak.ones_like(pt_raw, dtype=bool)
+        for f in factors:
+            value = jets[f]
+            defined = defined & np.isfinite(value) & (value > 0)
+            total = total * value
+        out[row] = (ak.where(defined, pt_raw * total, np.nan), defined)
+    return out
+
+
 def response(pt: ak.Array, pt_gen: ak.Array) -> ak.Array:
     """Jet response R = pt / pt_gen."""
     return pt / pt_gen
@@ -116,3 +157,61 @@ def reco_pt_hist() -> hist.Hist:
 def flat_numpy(a) -> np.ndarray:
     """Any (jagged) array as a flat numpy array."""
     return ak.to_numpy(ak.flatten(a, axis=None)) if isinstance(a, ak.Array) else np.asarray(a)
+
+
+# --------------------------------------------------------------------------- flat (numpy) jets for the processor
+
+def flat_columns(collection: ak.Array, fields) -> dict[str, np.ndarray]:
+    """Flat numpy arrays (one entry per object, events after events) of the named fields a jagged
+    collection has; absent fields are left out."""
+    have = set(collection.fields)
+    return {f: ak.to_numpy(ak.flatten(collection[f])) for f in fields if f in have}
+
+
+def select_flat_jets(events: ak.Array, min_pt_raw: float, max_abs_eta: float,
+                     extra: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    """The jets with a finite raw pT above ``min_pt_raw`` (GeV) and |eta| < ``max_abs_eta``, as flat numpy.
+
+    Returns (columns, counts per event, jets with a non-finite raw pT). Columns: pt_raw, mass_raw
+    (``raw_pt``, ``raw_mass``), eta, phi, area, rho (of the jet's event), ``event`` (its index in
+    the chunk), ``index`` (its position in ``ak.flatten(events.Jet)``) and the ``extra`` Jet fields
+    the file has. Same numbers as the jagged functions above, without jagged arrays.
+    """
+    n_all = ak.to_numpy(ak.num(events.Jet)).astype(np.int64)
+    cols = flat_columns(events.Jet, ("pt", "rawFactor", "eta", "phi", "mass", "area") + tuple(extra))
+    pt_raw = (1.0 - cols["rawFactor"]) * cols["pt"]
+    finite = finite_pt(pt_raw)
+    keep = finite & (pt_raw > min_pt_raw) & (abs(cols["eta"]) < max_abs_eta)
+    event_all = np.repeat(np.arange(len(n_all)), n_all)
+    index = np.nonzero(keep)[0]
+    event = event_all[index]
+    out = {"pt_raw": pt_raw[index], "mass_raw": ((1.0 - cols["rawFactor"]) * cols["mass"])[index],
+           "rho": ak.to_numpy(event_rho(events))[event], "event": event, "index": index}
+    out.update({f: v[index] for f, v in cols.items() if f not in ("pt", "rawFactor", "mass")})
+    return out, np.bincount(event, minlength=len(n_all)), int(np.sum(~finite))
+
+
+def match_gen_flat(jets: dict[str, np.ndarray], genjets: ak.Array,
+                   max_dr: float = MAX_MATCH_DR) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``matched_gen_jets`` for flat jets (``select_flat_jets`` with extra ``genJetIdx``).
+
+    Returns (matched mask per jet, gen jet columns pt, eta, phi of the matched jets).
+    """
+    n_gen = ak.to_numpy(ak.num(genjets)).astype(np.int64)
+    gen = flat_columns(genjets, ("pt", "eta", "phi"))
+    idx = jets["genJetIdx"].astype(np.int64)
+    valid = (idx >= 0) & (idx < n_gen[jets["event"]])
+    where = np.concatenate([[0], np.cumsum(n_gen)])[:-1][jets["event"]] + np.where(valid, idx, 0)
+    where = where[valid]
+    dr = delta_r(jets["eta"][valid], jets["phi"][valid], gen["eta"][where], gen["phi"][where])
+    matched = np.zeros(len(idx), dtype=bool)
+    matched[np.nonzero(valid)[0][dr < max_dr]] = True
+    take = where[dr < max_dr]
+    return matched, {k: v[take] for k, v in gen.items()}
+
+
+def flavour_code(hadron: np.ndarray, parton: np.ndarray) -> np.ndarray:
+    """``jet_flavour`` on flat numpy: hadronFlavour if non-zero, else |partonFlavour| (int32)."""
+    hadron = np.asarray(hadron).astype(np.int32)
+    parton = np.abs(np.asarray(parton).astype(np.int32))
+    return np.where(hadron != 0, hadron, parton)

@@ -6,9 +6,14 @@ import awkward as ak
 import numpy as np
 from coffea import processor
 
-from physics.jec import JECConfig, l1l2_pt
-from physics.jets import (event_rho, flat_numpy as _np, flavour_category, jet_flavour, matched_gen_jets, raw_mass,
-                          raw_pt, reco_pt_hist, response_hist)
+from core.errors import BadInputError
+from physics.jec import JECConfig, l1l2_pt_flat
+from physics.jets import (REFERENCE_ROWS, count_false, event_rho, finite_pt, flat_numpy as _np, flavour_category,
+                          flavour_code, match_gen_flat, raw_mass, raw_pt, reco_pt_hist, reference_pts, response_hist,
+                          select_flat_jets)
+
+#: Jet fields of CMS's own regressions (reference rows), read where the file has them
+REFERENCE_FIELDS = tuple(sorted({f for factors in REFERENCE_ROWS.values() for f in factors}))
 
 
 class JetResponseProcessor(processor.ProcessorABC):
@@ -27,15 +32,29 @@ class JetResponseProcessor(processor.ProcessorABC):
     keep_jet_arrays : bool
         Also return the per-jet table (pt_raw, corrected pT, gen values) as
         column accumulators; for tests and studies, not for large runs.
+    reference_rows : bool
+        Add rows for CMS's own regressions where the file carries them (``PNetReg``, ``PNetReg+nu``,
+        ``UParTReg``, ``UParTReg+nu``; ``physics.jets.reference_pts``).
+    skip_bad_input : bool
+        A file that cannot feed the processor (no Jet, rawFactor or rho) or a model (no constituents)
+        is listed in ``out["skipped"]`` (file, reason) instead of stopping the run: the chunk gives
+        nothing, or nothing for that model's row.
+
+    Per dataset the cutflow counts, per model row, ``<row>_jets``, ``<row>_out_of_domain``,
+    ``<row>_clipped`` and ``<row>_nonfinite`` (``models.domain``), and per reference row
+    ``<row>_jets`` and ``<row>_undefined``; jets without a finite corrected pT fill no histogram.
     """
 
     def __init__(self, jec: JECConfig | None = None, models: list | None = None, min_pt_raw: float = 10.0,
-                 max_abs_eta: float = 5.0, keep_jet_arrays: bool = False):
+                 max_abs_eta: float = 5.0, keep_jet_arrays: bool = False, reference_rows: bool = True,
+                 skip_bad_input: bool = False):
         self.jec = jec
         self.models = list(models or [])
         self.min_pt_raw = min_pt_raw
         self.max_abs_eta = max_abs_eta
         self.keep_jet_arrays = keep_jet_arrays
+        self.reference_rows = reference_rows
+        self.skip_bad_input = skip_bad_input
 
     @property
     def corrections(self) -> list[str]:
@@ -46,7 +65,7 @@ class JetResponseProcessor(processor.ProcessorABC):
         """Jets passing the raw-pT and |eta| cuts, with pt_raw, mass_raw, rho attached."""
         jets = events.Jet
         pt_raw = raw_pt(jets)
-        keep = (pt_raw > self.min_pt_raw) & (abs(jets.eta) < self.max_abs_eta)
+        keep = finite_pt(pt_raw) & (pt_raw > self.min_pt_raw) & (abs(jets.eta) < self.max_abs_eta)
         jets = jets[keep]
         table = ak.zip(
             {
@@ -62,57 +81,121 @@ class JetResponseProcessor(processor.ProcessorABC):
         )
         return jets, table
 
-    def corrected_pts(self, events: ak.Array, jets: ak.Array, table: ak.Array) -> dict[str, ak.Array]:
-        """Corrected pT (GeV) per correction row, jagged like ``jets``."""
-        out = {"raw": table.pt_raw}
-        if self.jec is not None:
-            out[self.jec.name] = l1l2_pt(table, self.jec)
-        if self.models:
-            from models.correction import model_corrected_pt
+    def corrected_pts(self, events: ak.Array, flat: dict[str, np.ndarray], counts: np.ndarray,
+                      cutflow: dict | None = None, skipped: list | None = None) -> dict[str, np.ndarray]:
+        """Corrected pT (GeV) per correction row, flat like ``flat`` (``select_flat_jets``; NaN: no value).
 
+        The baseline is the cached jetmet_tools corrector evaluated on the flat columns; the jet
+        features are built once and shared by every model. Domain counts go to ``cutflow``; a model
+        the file cannot feed raises BadInputError, or with ``skip_bad_input`` gives no row and an
+        entry in ``skipped``.
+        """
+        cutflow = {} if cutflow is None else cutflow
+        out = {"raw": flat["pt_raw"]}
+        if self.jec is not None:
+            out[self.jec.name] = l1l2_pt_flat(flat, self.jec)
+        fields = {f: flat[f] for f in REFERENCE_FIELDS if f in flat}
+        if self.reference_rows and fields:
+            for row, (pt, defined) in reference_pts(ak.Array(fields), flat["pt_raw"]).items():
+                out[row] = _np(pt)
+                cutflow[f"{row}_jets"] = int(ak.count(defined))
+                cutflow[f"{row}_undefined"] = count_false(defined)
+        if self.models:
+            from models.correction import model_correction
+            from physics.features import check_branches, jet_features
+
+            selected = np.zeros(int(ak.sum(ak.num(events.Jet))), dtype=bool)
+            selected[flat["index"]] = True
+            jets = events.Jet[ak.unflatten(selected, ak.num(events.Jet))]
+            pt_raw = ak.unflatten(flat["pt_raw"], counts)
+            features = None
             for spec in self.models:
-                out[spec.name] = model_corrected_pt(spec, events, jets, table.pt_raw)
+                try:
+                    check_branches(events, needed_by=f"model '{spec.name}'")
+                    if features is None and len(flat["pt_raw"]):
+                        features = jet_features(events, jets, index=flat["index"])
+                    pt, tally = model_correction(spec, events, jets, pt_raw, features=features)
+                    out[spec.name] = _np(pt)
+                except BadInputError as err:
+                    if not self.skip_bad_input:
+                        raise
+                    if skipped is not None:
+                        skipped.append({"dataset": events.metadata.get("dataset", "unknown"),
+                                        "file": str(events.metadata.get("filename", "?")),
+                                        "reason": f"row '{spec.name}' not filled: {str(err).split(': ', 1)[-1]}"})
+                    continue
+                for key, value in tally.items():
+                    cutflow[f"{spec.name}_{key}"] = value
         return out
+
+    def check_file(self, events: ak.Array) -> None:
+        """BadInputError naming the file when it lacks what every row needs: Jet (with rawFactor) and rho."""
+        src = str(events.metadata.get("filename", "events"))
+        if "Jet" not in events.fields:
+            scouting = " (scouting NanoAOD: ScoutingPFJet is not read)" if "ScoutingPFJet" in events.fields else ""
+            raise BadInputError(f"{src}: no Jet collection{scouting}: the jet processor needs Jet_pt and Jet_rawFactor")
+        if "rawFactor" not in events.Jet.fields:
+            raise BadInputError(f"{src}: missing branch Jet_rawFactor: the jet processor needs it for the raw pT")
+        try:
+            event_rho(events)
+        except BadInputError as err:
+            raise BadInputError(f"{src}: {err}: the jet processor needs rho") from None
 
     def process(self, events: ak.Array) -> dict:
         dataset = events.metadata.get("dataset", "unknown")
-        jets, table = self.select_jets(events)
-        pts = self.corrected_pts(events, jets, table)
-        has_gen = "GenJet" in events.fields and "genJetIdx" in jets.fields
+        try:
+            self.check_file(events)
+        except BadInputError as err:
+            if not self.skip_bad_input:
+                raise
+            return {"response": response_hist(), "reco_pt": reco_pt_hist(),
+                    "cutflow": {dataset: {"events": len(events), "events_skipped": len(events)}},
+                    "skipped": [{"dataset": dataset, "file": str(events.metadata.get("filename", "?")),
+                                 "reason": str(err).split(": ", 1)[-1]}]}
+        has_gen = "GenJet" in events.fields and "genJetIdx" in events.Jet.fields
+        extra = ("genJetIdx", "hadronFlavour", "partonFlavour") if has_gen else ()
+        flat, counts, nonfinite = select_flat_jets(events, self.min_pt_raw, self.max_abs_eta,
+                                                   extra + (REFERENCE_FIELDS if self.reference_rows else ()))
 
         cutflow = {
             "events": len(events),
             "jets": int(ak.sum(ak.num(events.Jet))),
-            "jets_selected": int(ak.sum(ak.num(jets))),
+            "jets_selected": len(flat["pt_raw"]),
+            "jets_nonfinite_pt": nonfinite,  # excluded, counted
         }
+        skipped: list = []
+        pts = self.corrected_pts(events, flat, counts, cutflow, skipped)
         out = {
             "response": response_hist(),
             "reco_pt": reco_pt_hist(),
             "cutflow": {dataset: cutflow},
             "datasets_without_gen": set() if has_gen else {dataset},
+            "skipped": skipped,
         }
-        abs_eta = _np(abs(table.eta))
+        abs_eta = np.abs(flat["eta"])
         for name, pt in pts.items():
-            out["reco_pt"].fill(correction=name, abs_eta=abs_eta, pt=_np(pt))
+            ok = np.isfinite(pt)  # rows without a value for a jet (NaN) fill nothing for it
+            out["reco_pt"].fill(correction=name, abs_eta=abs_eta[ok], pt=pt[ok])
 
         if has_gen:
-            gen = matched_gen_jets(jets, events.GenJet)
-            matched = ~ak.is_none(gen, axis=1)
-            gen = gen[matched]
-            cutflow["jets_gen_matched"] = int(ak.sum(ak.num(gen)))
-            flavour = flavour_category(_np(jet_flavour(jets[matched])))
-            pt_gen = _np(gen.pt)
-            abs_eta_gen = np.abs(_np(gen.eta))
+            matched, gen = match_gen_flat(flat, events.GenJet)
+            cutflow["jets_gen_matched"] = int(np.sum(matched))
+            code = flavour_code(flat["hadronFlavour"][matched], flat["partonFlavour"][matched])
+            flavour = flavour_category(code)
+            pt_gen = gen["pt"]
+            abs_eta_gen = np.abs(gen["eta"])
             for name, pt in pts.items():
-                out["response"].fill(correction=name, flavour=flavour, abs_eta_gen=abs_eta_gen,
-                                     pt_gen=pt_gen, response=_np(pt[matched]) / pt_gen)
+                r = pt[matched] / pt_gen
+                ok = np.isfinite(r)
+                out["response"].fill(correction=name, flavour=flavour[ok], abs_eta_gen=abs_eta_gen[ok],
+                                     pt_gen=pt_gen[ok], response=r[ok])
             if self.keep_jet_arrays:
                 table_out = {
-                    "event": _np(ak.broadcast_arrays(events.event, jets.pt)[0][matched]).astype(np.int64),
-                    "pt_gen": pt_gen, "eta_gen": _np(gen.eta), "flavour": _np(jet_flavour(jets[matched])),
-                    "eta": _np(table.eta[matched]), "area": _np(table.area[matched]), "rho": _np(table.rho[matched]),
+                    "event": ak.to_numpy(events.event)[flat["event"][matched]].astype(np.int64),
+                    "pt_gen": pt_gen, "eta_gen": gen["eta"], "flavour": code,
+                    "eta": flat["eta"][matched], "area": flat["area"][matched], "rho": flat["rho"][matched],
                 }
-                table_out.update({f"pt_{name}": _np(pt[matched]) for name, pt in pts.items()})
+                table_out.update({f"pt_{name}": pt[matched] for name, pt in pts.items()})
                 out["jet_table"] = {k: processor.column_accumulator(np.asarray(v)) for k, v in table_out.items()}
         return out
 

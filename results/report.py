@@ -14,6 +14,10 @@ import numpy as np
 from core.errors import BadInputError
 from results.metrics import QUARK_GLUON_FLAVOURS, _flow_edges, flavour_spread, hist_quantiles, response_distribution
 
+#: a row with more than this fraction of its jets out of domain, clipped or non-finite is not to be trusted
+TRUST_MAX_FRACTION = 0.01
+#: cutflow counters (``<row>_<name>``) that make a row doubtful; ``undefined``: reference rows without a value
+DOUBT_COUNTS = ("out_of_domain", "clipped", "nonfinite")
 REGIONS = {"barrel+endcap": (0.0, 2.5), "forward": (2.5, None)}
 FLAVOUR_PAIRS = (("g", "uds"), ("b", "uds"), ("c", "uds"), ("g", "b"))
 
@@ -38,6 +42,42 @@ def _ratio_err(a: float, ea: float, b: float, eb: float) -> float:
     return float(abs(a / b) * np.hypot(ea / a, eb / b)) if a and b else float("nan")
 
 
+def trust_summary(cutflow: dict, corrections: list[str], max_fraction: float = TRUST_MAX_FRACTION) -> dict:
+    """Per row with domain counts (summed over datasets): jets, counts, fractions and a verdict.
+
+    ``trusted`` is False when any of out_of_domain, clipped, nonfinite exceeds ``max_fraction``
+    of the row's jets; ``undefined`` (reference rows: no regression value, left out) is reported, not judged.
+    """
+    out = {}
+    for corr in corrections:
+        jets = sum(int(c.get(f"{corr}_jets", 0)) for c in cutflow.values())
+        counts = {k: sum(int(c.get(f"{corr}_{k}", 0)) for c in cutflow.values()) for k in DOUBT_COUNTS + ("undefined",)}
+        if not jets:
+            continue
+        fractions = {k: v / jets for k, v in counts.items()}
+        out[corr] = {"jets": jets, "counts": counts, "fractions": fractions,
+                     "trusted": all(fractions[k] <= max_fraction for k in DOUBT_COUNTS)}
+    return out
+
+
+def trust_lines(rep: dict) -> list[str]:
+    """One line per row with domain counts: 'NOT TO BE TRUSTED' with the fractions, or what was left out."""
+    lines = []
+    for corr, t in rep.get("trust", {}).items():
+        f, c = t["fractions"], t["counts"]
+        if not t["trusted"]:
+            lines.append(f"- **{corr}: NOT TO BE TRUSTED** on these jets: {100 * f['out_of_domain']:.1f}% out of the "
+                         f"training domain, {100 * f['clipped']:.1f}% corrections clipped to the training range, "
+                         f"{100 * f['nonfinite']:.1f}% non-finite (of {t['jets']} jets); its numbers below are not a result.")
+        elif any(c[k] for k in DOUBT_COUNTS):
+            lines.append(f"- {corr}: {c['out_of_domain']} out of domain, {c['clipped']} clipped, {c['nonfinite']} "
+                         f"non-finite of {t['jets']} jets (within {100 * TRUST_MAX_FRACTION:g}%).")
+        if c["undefined"]:
+            lines.append(f"- {corr}: {c['undefined']} of {t['jets']} jets ({100 * f['undefined']:.1f}%) carry no "
+                         f"regression value (factor <= 0 in the file) and are left out of this row.")
+    return lines
+
+
 def build_report(out: dict, baseline: str = "L1L2", n_boot: int = 200, pt_min: float = 30.0, seed: int = 1) -> dict:
     """The report as a JSON-ready dict."""
     h = out.get("response")
@@ -47,7 +87,8 @@ def build_report(out: dict, baseline: str = "L1L2", n_boot: int = 200, pt_min: f
     edges = _flow_edges(h.axes["response"])
     corrections = list(h.axes["correction"])
     rep = {"baseline": baseline if baseline in corrections else None, "corrections": corrections,
-           "pt_min": pt_min, "pooled": {}, "flavour": {}, "pt_bins": {}, "comparison": {}}
+           "pt_min": pt_min, "pooled": {}, "flavour": {}, "pt_bins": {}, "comparison": {},
+           "trust": trust_summary(out.get("cutflow", {}), corrections)}
     for corr in corrections:
         rep["pooled"][corr] = {
             region: _quantile_stats(response_distribution(h, corr, abs_eta=eta, pt_gen=(pt_min, None)), edges, n_boot, rng)
@@ -92,6 +133,7 @@ def to_markdown(rep: dict) -> str:
              "| correction | median R, abs(eta)<2.5 | resolution, abs(eta)<2.5 | resolution, abs(eta)>2.5 | flavour spread |"
              + (" improvement vs " + base + " | spread reduction |" if base else ""),
              "|---|---|---|---|---|" + ("---|---|" if base else "")]
+    untrusted = {c for c, t in rep.get("trust", {}).items() if not t["trusted"]}
     for c in rep["corrections"]:
         p = rep["pooled"][c]
         row = (f"| {c} | {p['barrel+endcap']['median']:.4f} ± {p['barrel+endcap']['median_err']:.4f} "
@@ -99,13 +141,18 @@ def to_markdown(rep: dict) -> str:
                f"| {p['forward']['resolution']:.4f} ± {p['forward']['resolution_err']:.4f} "
                f"| {rep['flavour'][c]['spread']:.4f} |")
         if base:
-            if c in rep["comparison"]:
+            if c in untrusted:
+                row += " not trusted (see below) | - |"
+            elif c in rep["comparison"]:
                 cm = rep["comparison"][c]
                 row += (f" {100 * cm['improvement_barrel+endcap']:.1f}% ± {100 * cm['improvement_barrel+endcap_err']:.1f}% "
                         f"| {100 * cm['spread_reduction']:.0f}% |")
             else:
                 row += " - | - |"
         lines.append(row)
+    caveats = trust_lines(rep)
+    if caveats:
+        lines += ["", "## Trust (training domain of each model, values left out)", ""] + caveats
     lines += ["", "## Flavour medians (abs(eta) < 2.5)", "",
               "| correction | " + " | ".join(QUARK_GLUON_FLAVOURS) + " | " + " | ".join(f"{a}-{b}" for a, b in FLAVOUR_PAIRS) + " |",
               "|---|" + "---|" * (len(QUARK_GLUON_FLAVOURS) + len(FLAVOUR_PAIRS))]

@@ -86,8 +86,13 @@ class ZFitResult:
                 f"chi2/ndf {self.chi2_ndf:.2f}{'' if self.valid else ', NOT CONVERGED'})")
 
 
-def fit_histogram(counts: np.ndarray, edges: np.ndarray, fit_range: tuple[float, float] = FIT_RANGE) -> ZFitResult:
-    """Extended binned Poisson fit of BW (x) CB to a m_ee histogram (counts per bin, bin edges in GeV)."""
+def fit_histogram(counts: np.ndarray, edges: np.ndarray, fit_range: tuple[float, float] = FIT_RANGE,
+                  fix_tail: tuple[float, float] | None = None) -> ZFitResult:
+    """Extended binned Poisson fit of BW (x) CB to a m_ee histogram (counts per bin, bin edges in GeV).
+
+    ``fix_tail``: (alpha, n) held fixed (e.g. from the MC fit), so that only the core width and
+    the peak are free -- the CB tail trades off against sigma_CB in a free fit.
+    """
     from iminuit import Minuit
 
     counts = np.asarray(counts, dtype=np.float64)
@@ -117,6 +122,9 @@ def fit_histogram(counts: np.ndarray, edges: np.ndarray, fit_range: tuple[float,
     m.limits["sigma"] = (0.05, 15)
     m.limits["alpha"] = (0.4, 10)
     m.limits["n"] = (1.05, 40)
+    if fix_tail is not None:
+        m.values["alpha"], m.values["n"] = float(fix_tail[0]), float(fix_tail[1])
+        m.fixed["alpha"] = m.fixed["n"] = True
     m.migrad()
     m.hesse()
     grid, dens = bw_cb_density(e, m.values["dm"], m.values["sigma"], m.values["alpha"], m.values["n"], lo, hi)
@@ -128,12 +136,13 @@ def fit_histogram(counts: np.ndarray, edges: np.ndarray, fit_range: tuple[float,
                       n_events=m.values["n_sig"], valid=bool(m.valid), chi2_ndf=chi2 / max(int(ok.sum()) - 5, 1))
 
 
-def fit_masses(masses: np.ndarray, fit_range: tuple[float, float] = FIT_RANGE, bin_width: float = 0.25) -> ZFitResult:
-    """Histogram the masses (GeV) and fit them."""
+def fit_masses(masses: np.ndarray, fit_range: tuple[float, float] = FIT_RANGE, bin_width: float = 0.25,
+               fix_tail: tuple[float, float] | None = None) -> ZFitResult:
+    """Histogram the masses (GeV) and fit them (``fix_tail``: CB (alpha, n) held fixed)."""
     masses = np.asarray(masses, dtype=np.float64)
     edges = np.arange(fit_range[0], fit_range[1] + bin_width / 2, bin_width)
     counts, _ = np.histogram(masses[np.isfinite(masses)], bins=edges)
-    return fit_histogram(counts, edges, fit_range)
+    return fit_histogram(counts, edges, fit_range, fix_tail=fix_tail)
 
 
 def sample_bw_cb(n_events: int, sigma: float, dm: float = 0.0, alpha: float = 1.2, n: float = 3.0,

@@ -50,11 +50,17 @@ class ElectronDetector:
     material_scale: float = 1.0  # multiplies t(eta)
     ecal_scale: float = 0.985  # ECAL response to a contained shower
     nonlinearity: float = 0.004  # response x (1 + nonlinearity * ln(E / 45 GeV))
-    stochastic: float = 0.03  # a / sqrt(E)
+    stochastic: float = 0.03  # a / sqrt(E), barrel
     noise: float = 0.25  # b / E (GeV)
-    constant: float = 0.005  # c
+    constant: float = 0.005  # c, barrel
+    stochastic_ee: float = 0.05  # a / sqrt(E), endcap
+    constant_ee: float = 0.009  # c, endcap
+    ecal_scale_ee: float = 0.975  # endcap response to a contained shower
+    scale_eta_slope: float = 0.0  # barrel response x (1 + slope * |eta|): module-by-module miscalibration
     core_fraction: float = 0.955  # mean fraction of a shower inside 3x3
-    satellite_efficiency: float = 0.92  # fraction of a satellite (non-seed) deposit the clustering keeps
+    satellite_efficiency: float = 0.97  # fraction of a satellite (non-seed) deposit the clustering keeps ...
+    satellite_threshold: float = 0.25  # ... times E / (E + this) (GeV): crystal thresholds eat soft satellites
+    track_tail: float = 0.25  # weight of a Student-t (3 d.o.f.) tail in the GSF momentum resolution
     sieie_scale: float = 1.0
     hoe_scale: float = 1.0
 
@@ -70,7 +76,8 @@ NOMINAL = ElectronDetector()
 #: wider showers and an extra 0.9% constant term
 DATA = replace(NOMINAL, name="data", material_scale=1.20, ecal_scale=1.0, nonlinearity=-0.012,
                constant=float(np.hypot(0.005, 0.009)), stochastic=0.034, core_fraction=0.948,
-               satellite_efficiency=0.90,
+               constant_ee=float(np.hypot(0.009, 0.014)), stochastic_ee=0.055, ecal_scale_ee=0.995,
+               scale_eta_slope=0.008, satellite_efficiency=0.96, satellite_threshold=0.35, track_tail=0.35,
                sieie_scale=1.03, hoe_scale=1.15)
 DETECTORS = {"mc": NOMINAL, "data": DATA}
 
@@ -105,10 +112,25 @@ def supercluster_eta(eta: np.ndarray, z_vertex: np.ndarray) -> np.ndarray:
     return np.where(barrel, eta_b, eta_e)
 
 
-def resolution(energy: np.ndarray, det: ElectronDetector) -> np.ndarray:
-    """Relative ECAL resolution sigma_E / E at energy E (GeV)."""
+def resolution(energy: np.ndarray, det: ElectronDetector, eta: np.ndarray | float = 0.0) -> np.ndarray:
+    """Relative ECAL resolution sigma_E / E at energy E (GeV) and pseudorapidity eta (endcap terms)."""
     e = np.maximum(energy, 0.1)
-    return np.sqrt(det.stochastic**2 / e + (det.noise / e) ** 2 + det.constant**2)
+    endcap = np.abs(eta) >= ETA_BARREL
+    a = np.where(endcap, det.stochastic_ee, det.stochastic)
+    c = np.where(endcap, det.constant_ee, det.constant)
+    return np.sqrt(a**2 / e + (det.noise / e) ** 2 + c**2)
+
+
+def ecal_response(energy: np.ndarray, eta: np.ndarray, det: ElectronDetector) -> np.ndarray:
+    """Mean ECAL response (measured / deposited) at energy (GeV) and eta: scale, eta map, non-linearity."""
+    a = np.abs(eta)
+    scale = np.where(a >= ETA_BARREL, det.ecal_scale_ee, det.ecal_scale * (1 + det.scale_eta_slope * a))
+    return scale * (1 + det.nonlinearity * np.log(np.maximum(energy, 1.0) / 45.0))
+
+
+def window_fraction(distance: np.ndarray, half_width: float = CORE_ROAD) -> np.ndarray:
+    """Fraction of a shower at ``distance`` (rad) from the seed inside the 3x3 window (Moliere radius ~ 1 crystal)."""
+    return np.clip(1.0 - np.maximum(np.abs(distance) - 0.4 * half_width, 0.0) / (1.6 * half_width), 0.0, 1.0)
 
 
 def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray,
@@ -142,13 +164,28 @@ def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, cha
     frac /= np.maximum(frac.sum(axis=1, keepdims=True), 1e-12)
     s = rng.uniform(0, 1, size=(n, max_g))
     # deposits: column 0 the electron, then brem photons, then generator FSR photons
-    dep_e = [e_kept[:, None], frac * e_brem[:, None]]
-    dep_o = [(k_over_pt / np.maximum(z, 0.02))[:, None], k_over_pt[:, None] * s]
     dep_deta = [np.zeros((n, 1)), 0.002 * rng.standard_normal((n, max_g))]
     # a brem photon converts in the material left after its emission point (7/9 per X0)
-    dep_conv = [np.zeros((n, 1), bool), rng.uniform(size=(n, max_g)) < 1 - np.exp(-7 / 9 * t[:, None] * (1 - s))]
-    # an electron left with pT below ~0.8 GeV curls up before the ECAL
-    dep_valid = [(pt_true * z > 0.8)[:, None], valid_g & (frac > 0)]
+    conv = rng.uniform(size=(n, max_g)) < 1 - np.exp(-7 / 9 * t[:, None] * (1 - s))
+    # a converted brem photon becomes an e+e- pair sharing its energy (u, 1 - u) that the field opens in phi
+    # by K (1 - s) / pT_leg each way: at Z energies the soft legs land outside the supercluster road (seen as
+    # nearby PF photons) or curl up before the ECAL (lost) -- brem that leaves the cluster, more so in data
+    u = rng.uniform(0.05, 0.95, size=(n, max_g))
+    e_g = frac * e_brem[:, None]
+    pt_g = e_g / np.cosh(eta)[:, None]
+    o_g = k_over_pt[:, None] * s
+    leg_a = np.where(conv, u, 1.0) * e_g
+    leg_b = np.where(conv, 1 - u, 0.0) * e_g
+    bend = BENDING_K * (1 - s)
+    dep_e = [e_kept[:, None], leg_a, leg_b]
+    dep_o = [(k_over_pt / np.maximum(z, 0.02))[:, None],
+             o_g + np.where(conv, bend / np.maximum(u * pt_g, 1e-3), 0.0),
+             o_g - bend / np.maximum((1 - u) * pt_g, 1e-3)]
+    dep_deta.append(0.002 * rng.standard_normal((n, max_g)))
+    dep_conv = [np.zeros((n, 1), bool), np.zeros((n, max_g), bool), np.zeros((n, max_g), bool)]
+    # an electron (or conversion leg) left with pT below ~0.8 GeV curls up before the ECAL
+    dep_valid = [(pt_true * z > 0.8)[:, None], valid_g & (frac > 0) & (~conv | (u * pt_g > 0.8)),
+                 valid_g & conv & ((1 - u) * pt_g > 0.8)]
     if extra_photons is not None:
         m = max((len(p) for p in extra_photons), default=0)
         if m:
@@ -177,11 +214,13 @@ def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, cha
     in_road = d_valid & (np.abs(d_o - o_seed) < SC_ROAD) & (np.abs(d_deta - deta_seed) < 0.05)
     in_core = d_valid & (np.abs(d_o - o_seed) < CORE_ROAD) & (np.abs(d_deta - deta_seed) < 0.026)
     # deposits away from the seed lose part of their energy to crystal thresholds and clustering
+    keep_sat = det.satellite_efficiency * d_e / (d_e + det.satellite_threshold)
     e_cluster_true = np.where(in_core, d_e, 0).sum(axis=1) \
-        + det.satellite_efficiency * np.where(in_road & ~in_core, d_e, 0).sum(axis=1)
+        + np.where(in_road & ~in_core, d_e * keep_sat, 0).sum(axis=1)
     e_cluster_true = np.maximum(e_cluster_true, 0.5)
     core_frac = det.core_fraction * (1 + 0.01 * rng.standard_normal(n))
-    e_core = core_frac * np.where(in_core, d_e, 0).sum(axis=1)
+    # the 3x3 energy: each deposit contributes the part of its shower inside the window around the seed
+    e_core = core_frac * np.where(in_road, d_e * window_fraction(d_o - o_seed), 0).sum(axis=1)
     outside = ~in_road & (d_e > 0)
     e_lost = np.where(outside, d_e, 0).sum(axis=1)
     make_pf = outside & d_valid & ~d_conv & ~is_ele & (d_e > PF_PHOTON_MIN_E)
@@ -190,19 +229,21 @@ def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, cha
         e_meas = d_e[i, j] * det.ecal_scale * (1 + 0.15 / np.sqrt(d_e[i, j]) * rng.standard_normal())
         pf_photons[i].append((max(float(e_meas), 0.05), float(eta[i] + d_deta[i, j]),
                               float(wrap_phi(phi[i] - charge[i] * d_o[i, j]))))
-    e_lost += (1 - det.satellite_efficiency) * np.where(in_road & ~in_core, d_e, 0).sum(axis=1)
+    e_lost += np.where(in_road & ~in_core, d_e * (1 - keep_sat), 0).sum(axis=1)
     spread = np.where(in_road & ~in_core, d_e, 0).sum(axis=1) / e_cluster_true  # energy in the cluster outside 3x3
 
     # ECAL response to the collected energy, with pileup in the cluster
     e_pu = rho * 0.012 * np.cosh(eta) * rng.uniform(0.5, 1.5, size=n)
-    response = det.ecal_scale * (1 + det.nonlinearity * np.log(np.maximum(e_cluster_true, 1.0) / 45.0))
-    sigma = resolution(e_cluster_true, det)
+    response = ecal_response(e_cluster_true, eta, det)
+    sigma = resolution(e_cluster_true, det, eta)
     e_sc = e_cluster_true * response * (1 + sigma * rng.standard_normal(n)) + e_pu
     e_sc = np.maximum(e_sc, 0.5)
 
     # track: GSF-like momentum at the vertex (mode), biased low by hard brem
     sigma_p = 0.012 + 0.012 * np.abs(eta) + 0.0002 * pt_true
-    p_track = e_true * z**0.15 * (1 + sigma_p * rng.standard_normal(n))
+    # GSF-like: Gaussian core plus a Student-t (3 d.o.f.) tail from brem inside the tracker
+    tail = rng.uniform(size=n) < det.track_tail
+    p_track = e_true * z**0.15 * (1 + sigma_p * np.where(tail, 2.0 * rng.standard_t(3, size=n), rng.standard_normal(n)))
     eta_track = eta + 0.0005 * rng.standard_normal(n)
     phi_track = wrap_phi(phi + 0.0005 * rng.standard_normal(n))
 
@@ -214,7 +255,7 @@ def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, cha
     hoe = det.hoe_scale * (rng.exponential(0.006, size=n) + 0.0004 * rho + 0.02 * (sigma > 0.05))
     eta_sc = supercluster_eta(eta, z_vertex) + (0.0008 + 0.004 * spread) * rng.standard_normal(n)
     delta_eta_sc = eta_sc - eta_track
-    energy_err = e_sc * resolution(e_sc, NOMINAL) * (1 + 1.5 * np.clip(1 - r9, 0, 1))
+    energy_err = e_sc * resolution(e_sc, NOMINAL, eta) * (1 + 1.5 * np.clip(1 - r9, 0, 1))
     lost_hits = rng.poisson(0.03 + 0.08 * t)
     conv_veto = rng.uniform(size=n) > 0.01 + 0.02 * t
     return {
@@ -234,8 +275,9 @@ def cut_based_id(sieie: np.ndarray, hoe: np.ndarray, eop: np.ndarray, iso: np.nd
     barrel = abs_eta_sc < ETA_BARREL
     sieie_cut = np.where(barrel, 1.0, 2.7)  # in units of the barrel width
     s = sieie / 0.0092 / sieie_cut
-    levels = [(1.30, 0.15, 0.20, 0.40, 2), (1.20, 0.10, 0.10, 0.20, 1), (1.15, 0.07, 0.05, 0.12, 1),
-              (1.10, 0.05, 0.03, 0.08, 1)]
+    # tuned so that loose keeps ~90% of Z electrons in the nominal simulation (CMS Fall17 loose: ~90%)
+    levels = [(1.50, 0.15, 0.20, 0.50, 2), (1.40, 0.10, 0.10, 0.30, 1), (1.22, 0.07, 0.05, 0.15, 1),
+              (1.15, 0.05, 0.03, 0.10, 1)]
     out = np.zeros(len(sieie), dtype=np.int32)
     for k, (cs, ch, ce, ci, cl) in enumerate(levels, start=1):
         ok = (s < cs) & (hoe < ch) & (eop < ce) & (iso < ci) & (lost_hits <= cl) & (conv_veto | (k == 1))

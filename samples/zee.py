@@ -212,6 +212,10 @@ def simulate_chunk(gen: list[dict], detector: str, seed: int, first_event: int =
         tree["Pileup_nTrueInt"] = (npv / 0.7).astype(np.float32)
     else:
         tree["Electron"] = ak.without_field(tree["Electron"], "genPartIdx")
+        # the generator record of a 'data' file goes to a sidecar the data processing never reads
+        # (``*.truth.parquet``): one row per reconstructed electron, joined back only by the truth evaluation
+        tree["_hidden_truth"] = {"event": np.repeat(tree["event"], counts), "eta": ele["eta"],
+                                 "phi": ele["phi"], "e_true": np.asarray(e_true, dtype=np.float64)[order]}
     return tree
 
 
@@ -225,10 +229,29 @@ def write_tree(path: str | Path, tree: dict) -> None:
     tmp = path.with_suffix(".root.tmp")
     with uproot.recreate(tmp) as f:
         # mktree writes a TTree (NanoAOD layout: nElectron + Electron_pt ...); assignment would write an RNTuple
-        branch_types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in tree.items()}
+        written = {k: v for k, v in tree.items() if not k.startswith("_")}
+        branch_types = {k: (v.type if isinstance(v, ak.Array) else v.dtype) for k, v in written.items()}
         t = f.mktree("Events", branch_types)
-        t.extend(tree)
+        t.extend(written)
     tmp.replace(path)
+    if "_hidden_truth" in tree:
+        truth = ak.Array({k: np.asarray(v) for k, v in tree["_hidden_truth"].items()})
+        ak.to_parquet(truth, truth_sidecar(path))
+
+
+def truth_sidecar(path: str | Path) -> Path:
+    """The hidden generator-truth file of a 'data' ROOT file (``X.root`` -> ``X.truth.parquet``)."""
+    path = Path(path)
+    return path.with_name(path.name[:-len(".root")] + ".truth.parquet" if path.name.endswith(".root")
+                          else path.name + ".truth.parquet")
+
+
+def generator_pairs(n_events: int, seed: int, ecm: float = 13600.0) -> dict[str, np.ndarray]:
+    """Bare final-state electron pairs at generator level: arrays e, pt, eta, phi of legs 1 and 2 (GeV)."""
+    gen = generator_events(n_events, seed, ecm)
+    a = np.array([[x for lep in g["electrons"] for x in lep[:4]] for g in gen], dtype=np.float64).reshape(-1, 8)
+    return {"e1": a[:, 0], "pt1": a[:, 1], "eta1": a[:, 2], "phi1": a[:, 3],
+            "e2": a[:, 4], "pt2": a[:, 5], "eta2": a[:, 6], "phi2": a[:, 7]}
 
 
 def _generate_chunk(item: tuple, detector: str, ecm: float) -> dict:

@@ -319,3 +319,43 @@ def test_reference_mass_is_the_in_window_median_of_true_energies():
     assert reference_mass(mc) == pytest.approx(np.median([88.0, 90.0, 90.5, 91.0]), rel=1e-9)
     mc["e_true"] = np.full(12, np.nan)  # data passed as MC: no truth, fall back to M_Z
     assert reference_mass(mc) == M_Z
+
+
+def test_brem_leaves_the_supercluster_at_z_energies_and_r9_tells():
+    """Issue 16 realism: converted brem legs land outside the SC road as PF photons at E_T 45 GeV,
+    low r9 means a lower and wider response, and data has more of it."""
+    from samples.electron_detector import DATA, NOMINAL, simulate_electrons
+
+    frac = {}
+    for det in (NOMINAL, DATA):
+        rng = np.random.default_rng(8)
+        n = 10_000
+        eta = rng.uniform(-1.4, 1.4, n)
+        e = 45 * np.cosh(eta)
+        r = simulate_electrons(e, eta, np.zeros(n), rng.choice([-1, 1], n), np.zeros(n), np.full(n, 20.0), None,
+                               det, rng)
+        frac[det.name] = np.mean([len(p) > 0 for p in r["pf_photons"]])
+        resp = r["e_sc"] / e
+        lo, hi = r["r9"] < np.quantile(r["r9"], 0.25), r["r9"] > np.quantile(r["r9"], 0.5)
+        iqr = [np.subtract(*np.percentile(resp[m], [75, 25])) for m in (lo, hi)]
+        assert iqr[0] > 1.3 * iqr[1] and np.median(resp[lo]) < np.median(resp[hi]) - 0.01
+    assert frac["mc"] > 0.1 and frac["data"] > frac["mc"]
+
+
+def test_data_truth_is_kept_in_a_sidecar_and_loose_id_is_near_90_percent(zee_files):
+    import uproot
+
+    from samples.zee import truth_sidecar
+
+    side = truth_sidecar(zee_files["data"][0])
+    truth = ak.from_parquet(side)
+    with uproot.open(zee_files["data"][0]) as f:
+        t = f["Events"]
+        assert not any("ruth" in k or "GenPart" in k for k in t.keys())
+        n_ele = int(ak.sum(t["nElectron"].array()))
+    assert len(truth) == n_ele and np.isfinite(ak.to_numpy(truth.e_true)).all()
+    with uproot.open(zee_files["mc"][0]) as f:
+        ele = f["Events"].arrays(["Electron_pt", "Electron_cutBased"])
+    sel = ak.flatten(ele.Electron_pt) > 15
+    eff = float(np.mean(ak.to_numpy(ak.flatten(ele.Electron_cutBased))[ak.to_numpy(sel)] >= 2))
+    assert 0.85 < eff < 0.95, eff

@@ -49,3 +49,13 @@ def test_sigma_effective_of_a_gaussian():
     rng = np.random.default_rng(6)
     m = 91.0 + 1.5 * rng.standard_normal(100_000)
     assert sigma_effective(m, fit_range=(70, 110)) == pytest.approx(1.5, rel=0.02)
+
+
+def test_fixed_tail_is_kept_and_width_recovered():
+    masses = sample_bw_cb(20_000, sigma=1.2, alpha=1.0, n=4.0, seed=7)
+    fit = fit_masses(masses, fix_tail=(1.0, 4.0))
+    assert fit.alpha == 1.0 and fit.n == 4.0
+    assert abs(fit.sigma_cb - 1.2) < 2.5 * fit.sigma_cb_err, fit
+    # a wrong tail moves the core width: what makes a free-tail sigma_CB unreliable
+    wrong = fit_masses(masses, fix_tail=(3.0, 4.0))
+    assert wrong.sigma_cb > fit.sigma_cb + 3 * fit.sigma_cb_err

@@ -1,0 +1,282 @@
+"""Jet-model inference backends built on ``coffea.ml_tools``: Keras (TensorFlow) and ONNX Runtime.
+
+Both are ``coffea.ml_tools`` wrappers, so one object is called the same way on eager
+(virtual) awkward arrays inside a processor and on dask-awkward arrays (``apply_to_fileset``):
+
+    y_hat = correction(features)        # features: the ``jet_features`` layout
+
+``prepare_awkward`` turns the jagged constituent blocks into flat content + counts (what
+``ak.to_numpy`` / dask partitions can carry); ``numpy_call`` pads per batch (to the longest
+jet, capped at the model's ``max_constituents``, hardest constituents kept), runs the model
+through a fixed-signature function (a traced ``tf.function`` / an ORT session) and halves
+the batch on an out-of-memory error. The model is created once per process and path
+(``nonserializable_attribute`` keeps it out of the pickle; a module cache shares it
+between wrapper instances in a worker). The ONNX backend never imports TensorFlow.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import BadInputError
+
+
+def _ml_tools_helper():
+    """``coffea.ml_tools.helper`` without the package ``__init__`` (which imports TensorFlow and torch
+    through ``tf_wrapper``/``torch_wrapper``): the ONNX backend must not pay for, or print, a TF import."""
+    import importlib.util
+
+    name = "coffea.ml_tools.helper"
+    if name not in sys.modules:
+        import coffea
+
+        spec = importlib.util.spec_from_file_location(name, Path(coffea.__file__).parent / "ml_tools" / "helper.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+nonserializable_attribute = _ml_tools_helper().nonserializable_attribute
+numpy_call_wrapper = _ml_tools_helper().numpy_call_wrapper
+
+COLLECTIONS = ("charged", "neutral", "sv")
+#: per-process model cache: (backend, path) -> model or session
+_MODELS: dict[tuple[str, str], object] = {}
+
+
+def _caps_from_config(path: Path, default: int = 128) -> dict[str, int]:
+    """``max_constituents`` of ``<stem>.config.yaml`` next to the model, else ``default`` for each."""
+    config = path.with_name(path.stem + ".config.yaml")
+    if config.exists():
+        from models.config import load_config
+
+        return dict(load_config(config).max_constituents)
+    return {c: default for c in COLLECTIONS}
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(enabled: bool = True):
+    """Silence the C++ start-up lines (absl/cudart/oneDNN) TensorFlow writes to fd 2 before its logging is set up.
+
+    Python exceptions are unaffected (raised after the descriptor is restored); ``CALIBER_VERBOSE=1``
+    (``runner.py -v``) keeps everything.
+    """
+    if not enabled or os.environ.get("CALIBER_VERBOSE") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _is_oom(err: Exception) -> bool:
+    """Whether an inference error is an out-of-(device-)memory one."""
+    name = type(err).__name__
+    text = str(err).lower()
+    return name == "ResourceExhaustedError" or "out of memory" in text or "failed to allocate" in text
+
+
+class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
+    """Common part of the jet backends: argument layout, padding, batching, OOM halving."""
+
+    backend = "?"
+
+    def __init__(self, path: str | Path, batch_size: int = 4096, max_len: dict[str, int] | None = None):
+        nonserializable_attribute.__init__(self, ["model"])
+        numpy_call_wrapper.__init__(self)
+        self.path = str(Path(path).resolve())
+        self.batch_size = int(batch_size)
+        self.max_len = dict(max_len) if max_len else _caps_from_config(Path(path))
+
+    # ----------------------------------------------------------------- model side (per backend)
+    def _create_model(self):
+        key = (self.backend, self.path)
+        if key not in _MODELS:
+            _MODELS[key] = self._load()
+        return _MODELS[key]
+
+    def _load(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def input_widths(self) -> dict[str, int]:  # pragma: no cover - abstract
+        """Feature count of each input (``globals``, ``charged``, ...)."""
+        raise NotImplementedError
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        """y_hat (B,) of one padded batch."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- coffea.ml_tools interface
+    def get_awkward_lib(self, *args, **kwargs):
+        """awkward or dask_awkward, looking inside the features dict (coffea looks at top-level args only)."""
+        flat = [v for a in (*args, *kwargs.values()) for v in (a.values() if isinstance(a, dict) else [a])]
+        import awkward
+
+        return numpy_call_wrapper.get_awkward_lib(self, *flat) or awkward
+
+    def _call_dask(self, features: dict):
+        """dask-awkward input: the eager path per partition (``dak.map_partitions``), y_hat float32 per jet.
+
+        coffea's generic ``_call_dask`` evaluates the metadata on length-one stand-ins of each
+        argument separately, which cannot describe flat content + counts of one partition.
+        """
+        import awkward as ak
+        import dask_awkward as dak
+
+        meta = ak.Array(ak.Array(np.zeros(0, np.float32)).layout.to_typetracer(forget_length=True))
+        return dak.map_partitions(_PartitionCall(self), *(features[k] for k in ("globals",) + COLLECTIONS),
+                                  meta=meta, label=f"{self.backend}-jet-model")
+
+    def prepare_awkward(self, features: dict) -> tuple[tuple, dict]:
+        """(globals flat, then per collection flat content and counts) from the ``jet_features`` layout."""
+        import awkward as ak
+
+        try:
+            import dask_awkward as dak
+        except ImportError:  # dask-awkward is only needed on the dask path
+            dak = None
+        lib = dak if dak is not None and isinstance(features["globals"], dak.Array) else ak
+        if lib is ak:
+            features = {k: v if isinstance(v, ak.Array) else ak.Array(v) for k, v in features.items()}
+        args = [lib.flatten(features["globals"], axis=None)]
+        for coll in COLLECTIONS:
+            args += [lib.flatten(features[coll], axis=None), lib.num(features[coll], axis=1)]
+        return tuple(args), {}
+
+    def validate_numpy_input(self, globals_flat: np.ndarray, *blocks: np.ndarray) -> None:
+        """Flat lengths must match the model's feature widths (one clear line otherwise)."""
+        widths = self.input_widths()
+        n_jets = len(blocks[1])
+        if globals_flat.size != n_jets * widths["globals"]:
+            raise BadInputError(f"{self.path}: model expects {widths['globals']} global features per jet, "
+                                f"got {globals_flat.size} values for {n_jets} jets")
+        for i, coll in enumerate(COLLECTIONS):
+            content, counts = blocks[2 * i], blocks[2 * i + 1]
+            if content.size != int(np.sum(counts)) * widths[coll]:
+                raise BadInputError(f"{self.path}: input '{coll}' expects {widths[coll]} features per constituent")
+
+    def numpy_call(self, globals_flat: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
+        """y_hat (n_jets,) float32 of flat jets: padded per batch, halved on out-of-memory."""
+        from models.data import pad_rows, sort_by_pt
+
+        widths = self.input_widths()
+        n = len(blocks[1])
+        glob = np.asarray(globals_flat, dtype=np.float32).reshape(n, widths["globals"])
+        flat = {}
+        for i, coll in enumerate(COLLECTIONS):
+            counts = np.asarray(blocks[2 * i + 1], dtype=np.int64)
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            content = np.asarray(blocks[2 * i], dtype=np.float32).reshape(-1, widths[coll])
+            cap = self.max_len.get(coll)
+            if cap and counts.max(initial=0) > cap:
+                content = sort_by_pt(content, offsets, 0)
+            flat[coll] = (content, offsets, cap)
+        out = np.zeros(n, dtype=np.float32)
+        batch_size, begin = self.batch_size, 0
+        while begin < n:
+            stop = min(n, begin + batch_size)
+            rows = np.arange(begin, stop)
+            batch = {"globals": glob[begin:stop]}
+            for coll, (content, offsets, cap) in flat.items():
+                batch[coll], batch[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
+            try:
+                y = self.run_batch(batch)
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+                if not _is_oom(err) or batch_size <= 1:
+                    raise
+                batch_size //= 2
+                print(f"caliber: out of device memory, inference batch size halved to {batch_size}", file=sys.stderr)
+                continue
+            out[begin:stop] = np.asarray(y).reshape(-1)
+            begin = stop
+        return out
+
+
+class _PartitionCall:
+    """Picklable per-partition call of a wrapper on eager awkward blocks."""
+
+    def __init__(self, wrapper: JetModelWrapper):
+        self.wrapper = wrapper
+
+    def __call__(self, globals_, charged, neutral, sv):
+        import awkward as ak
+
+        blocks = (globals_, charged, neutral, sv)
+        if any(isinstance(b, ak.Array) and ak.backend(b) == "typetracer" for b in blocks):
+            for b in blocks:  # the model reads every column: tell dask-awkward's column projection
+                ak.typetracer.touch_data(b)
+            return ak.Array(ak.Array(np.zeros(0, np.float32)).layout.to_typetracer(forget_length=True))
+        y = self.wrapper._call_awkward({"globals": globals_, "charged": charged, "neutral": neutral, "sv": sv})
+        return ak.values_astype(ak.Array(np.asarray(y, dtype=np.float32)), np.float32)
+
+
+class KerasJetModel(JetModelWrapper):
+    """A ``.keras`` jet model through TensorFlow (GPU when TensorFlow sees one)."""
+
+    backend = "keras"
+
+    def _load(self):
+        from models.inference import load_model
+
+        with quiet_native_stderr():
+            return load_model(self.path)
+
+    def input_widths(self) -> dict[str, int]:
+        return {inp.name.split(":")[0]: int(inp.shape[-1]) for inp in self.model.inputs
+                if not inp.name.split(":")[0].endswith("_mask")}
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        from models.inference import predict_function
+
+        with quiet_native_stderr(not getattr(self, "_traced", False)):  # first call: device set-up lines
+            y = np.asarray(predict_function(self.model)(batch)).reshape(-1)
+        self._traced = True
+        return y
+
+
+class OnnxJetModel(JetModelWrapper):
+    """An exported ``.onnx`` jet model through ONNX Runtime (CUDA provider when present, else CPU)."""
+
+    backend = "onnx"
+
+    def _load(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            return ort.InferenceSession(self.path, sess_options=options, providers=providers)
+        except Exception as err:  # noqa: BLE001 - any unreadable ONNX file
+            raise BadInputError(f"{self.path}: not a loadable ONNX model ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0][:200]})") from None
+
+    def input_widths(self) -> dict[str, int]:
+        return {i.name: int(i.shape[-1]) for i in self.model.get_inputs() if not i.name.endswith("_mask")}
+
+    def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        names = [i.name for i in self.model.get_inputs()]
+        return np.asarray(self.model.run(None, {k: batch[k] for k in names})[0]).reshape(-1)
+
+
+def jet_model(path: str | Path, batch_size: int = 4096) -> JetModelWrapper:
+    """The backend for a model file: ``.onnx`` -> ONNX Runtime, ``.keras`` -> Keras."""
+    suffix = Path(path).suffix
+    if suffix == ".onnx":
+        return OnnxJetModel(path, batch_size)
+    if suffix == ".keras":
+        return KerasJetModel(path, batch_size)
+    raise BadInputError(f"{path}: not a .keras or .onnx model file")
