@@ -124,10 +124,7 @@ def main(args: argparse.Namespace) -> int:
 
     fileset = check_fileset(load_fileset(args.fileset), False).fileset
     jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = []
-    for item in args.model:
-        name, _, path = item.rpartition("=")
-        specs.append(ModelSpec.from_path(path, name=name or None, batch_size=args.batch_size))
+    specs = [ModelSpec.from_argument(item, batch_size=args.batch_size) for item in args.model]
     gpu = gpu_seen(specs)
     device = "GPU" if gpu else "CPU"
     configs = [("baseline only", JetResponseProcessor(jec=jec), False)]

@@ -86,10 +86,7 @@ def main(args: argparse.Namespace) -> int:
 
     fileset = load_fileset(args.fileset)
     jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = []
-    for item in args.model:
-        name, _, path = item.rpartition("=")
-        specs.append(ModelSpec.from_path(path, name=name or None))
+    specs = [ModelSpec.from_argument(item) for item in args.model]
     proc = JetResponseProcessor(jec=jec, models=specs)
     todo = chunks(fileset, args.chunksize, args.max_chunks)
     proc.process(open_chunk(*todo[0]))  # warm-up: imports, JEC stack, model loading

@@ -39,10 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
     fileset = check_fileset(load_fileset(args.fileset), False).fileset
     jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = []
-    for item in args.model:
-        name, _, path = item.rpartition("=")
-        specs.append(ModelSpec.from_path(path, name=name or None))
+    specs = [ModelSpec.from_argument(item) for item in args.model]
     proc = JetResponseProcessor(jec=jec, models=specs)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"jet processor ({len(specs)} model(s)) on dask LocalCluster workers, chunksize {args.chunksize}; "
@@ -52,12 +49,14 @@ def main(args: argparse.Namespace) -> int:
     for n in args.workers:
         startup, _ = timed_run(fileset, proc, n, chunksize=1, max_chunks=1)
         total, events = timed_run(fileset, proc, n, args.chunksize)
-        work = max(total - startup, 1e-9)
+        work = total - startup
         rows[n] = (total, work)
-        print(f"{n:7d} {events:8d} {total:8.2f} {startup:10.2f} {work:12.2f} {events / work:8.0f}")
+        rate = f"{events / work:8.0f}" if work > 0 else "     n/a"
+        print(f"{n:7d} {events:8d} {total:8.2f} {startup:10.2f} {work:12.2f} {rate}")
     if 1 in rows:
         for n, (total, work) in rows.items():
             if n != 1:
-                print(f"speed-up {n} workers / 1: {rows[1][1] / work:.2f}x processing ({rows[1][0] / total:.2f}x with "
-                      f"start-up)")
+                proc = (f"{rows[1][1] / work:.2f}x processing" if work > 0 and rows[1][1] > 0
+                        else "processing n/a: start-up dominates, give more events")
+                print(f"speed-up {n} workers / 1: {proc} ({rows[1][0] / total:.2f}x with start-up)")
     return 0

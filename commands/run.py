@@ -77,13 +77,12 @@ def _load_models(args, skipped: list[dict]) -> list:
 
     specs = []
     for item in args.model:
-        name, _, path = item.rpartition("=")
         try:
-            specs.append(ModelSpec.from_path(path, name=name or None))
+            specs.append(ModelSpec.from_argument(item))
         except BadInputError as err:
             if not args.skip_bad_files:
                 raise
-            skipped.append({"dataset": "*", "file": path, "reason": f"model not applied: {err}"})
+            skipped.append({"dataset": "*", "file": item.rpartition("=")[2], "reason": f"model not applied: {err}"})
     return specs
 
 
@@ -157,8 +156,9 @@ def print_summary(out: dict, metrics: dict, seconds: float, path: Path, console=
         table.add_row(ds, *[str(c.get(k, "")) for k in keys])
     console.print(table)
     chunks = metrics.get("chunks", "?")
-    console.print(f"events {events}  chunks {chunks}  time {seconds:.1f} s  "
-                  f"rate {events / max(seconds, 1e-9):.0f} events/s")
+    processing = float(metrics.get("processing_seconds", seconds))
+    console.print(f"events {events}  chunks {chunks}  time {seconds:.1f} s (start-up {max(seconds - processing, 0):.1f})  "
+                  f"rate {events / max(processing, 1e-9):.0f} events/s")
     if out.get("datasets_without_gen"):
         console.print(f"no generator record (reco-level histograms only): {', '.join(sorted(out['datasets_without_gen']))}")
     for ds, row in sorted(out.get("accounting", {}).items()):

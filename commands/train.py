@@ -61,6 +61,10 @@ def main(args: argparse.Namespace) -> int:
         shards = [args.shards] if args.shards else [p for p in (args.shards_mc, args.shards_data) if p]
         submit_from_args(args, argv, shards=shards, config=args.config, out=str(output_paths(args.out)["model"]))
         return 0
+    from models.backends import quiet_native_stderr
+
+    with quiet_native_stderr():  # TensorFlow's C++ start-up lines (runner.py -v shows them)
+        import tensorflow  # noqa: F401
     if args.task == "electrons":
         return train_electron_model(args)
     if not args.shards:

@@ -127,6 +127,9 @@ def _train(args) -> int:
                 info = train_fair("data", None, as_data, cfg, out)
             else:
                 info = train_fair(mode, s["mc"], s["data"], cfg, out)
+            sidecars = Path(args.results) / "models"  # committed copies of the model sidecars (outputs/ is ignored)
+            sidecars.mkdir(parents=True, exist_ok=True)
+            (sidecars / out.with_suffix(".json").name).write_text(out.with_suffix(".json").read_text())
             runs.append({"mode": mode, "seed": seed, "model": str(out), "steps": info["optimiser_steps"],
                          "best_epoch": info["best_epoch"], "labels_converged": info["labels_converged"],
                          "label_rounds": len(info["label_rounds"]), "seconds": info["train_seconds"],

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -72,7 +73,11 @@ def _guarded_work(skip: bool, work, *args, **kwargs) -> dict:
     if isinstance(item, tuple):  # dask sends (item, heavy processor)
         item = item[0]
     try:
-        out = work(*args, **kwargs)
+        with warnings.catch_warnings():
+            if not os.environ.get("CALIBER_VERBOSE"):
+                # NanoEvents repeats this for every chunk of a file lacking optional cross-references
+                warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
+            out = work(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure of one chunk is reported, never lost
         line = chunk_line(item.dataset, item.filename, item.entrystart, item.entrystop, problem_text(err))
         if not skip:
@@ -207,13 +212,15 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
     with make_executor(executor, workers, status=status, desc=desc, site=site, condor_options=condor_options,
                        gpu_resource=gpu_resource) as ex:
         runner = Runner(executor=ex, chunksize=chunksize, maxchunks=max_chunks,
-                               skipbadfiles=skip_bad_files, schema=PFNanoAODSchema, savemetrics=savemetrics,
-                               checkpointer=checkpointer)
+                        skipbadfiles=skip_bad_files, schema=PFNanoAODSchema, savemetrics=savemetrics,
+                        checkpointer=checkpointer)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 chunks = list(runner.preprocess(with_tree_names(fileset, treename), treename=None))
+                started = time.perf_counter()
                 result = runner(chunks, proc, treename=treename)
+                processing_seconds = time.perf_counter() - started
         except KeyboardInterrupt:
             done = chunks_done(checkpointer, chunks)
             how = ("rerun with the same --checkpoint to resume" if checkpointer is not None
@@ -225,6 +232,9 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
                 raise bad from None
             raise
     out = result[0] if savemetrics else result
+    if savemetrics and isinstance(result[1], dict):
+        # wall time of the chunks alone: cluster start-up and preprocessing excluded
+        result[1]["processing_seconds"] = processing_seconds
     if isinstance(out, dict):
         out["skipped_chunks"] = sorted(out.pop(_FAILED, []), key=lambda r: (r["file"], r["entrystart"]))
         out["accounting"] = accounting(chunks, out)

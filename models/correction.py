@@ -40,6 +40,12 @@ class ModelSpec:
         check_feature_list(p)
         return cls(name=name or p.stem, path=str(p.resolve()), batch_size=batch_size)
 
+    @classmethod
+    def from_argument(cls, item: str, batch_size: int = 4096) -> "ModelSpec":
+        """A ``--model [NAME=]PATH`` command-line value."""
+        name, _, path = item.rpartition("=")
+        return cls.from_path(path, name=name or None, batch_size=batch_size)
+
 
 def manifest_path(model_path: Path) -> Path:
     """``<name>.manifest.json`` next to ``<name>.keras``."""

@@ -56,6 +56,7 @@ class ElectronModelConfig:
     epochs_per_round: int = 2
     max_label_rounds: int = 8
     label_tol: float = 1e-3
+    lr_decay: float = 1.0  # fair protocol: learning rate x lr_decay per epoch, the same schedule in every mode
     # generator-level E_T-binned label reference (JSON); null: models/configs/zee_label_reference.json
     label_reference: str | None = None
 

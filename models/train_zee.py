@@ -75,7 +75,9 @@ def train_fair(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Pa
     rounds, history = [], []
     best, best_weights, best_epoch, bad, steps = np.inf, None, -1, 0, 0
     start = time.perf_counter()
+    halvings = 0
     for epoch in range(cfg.max_epochs):
+        opt.learning_rate.assign(cfg.learning_rate * cfg.lr_decay**epoch * 0.5**halvings)
         if not converged and epoch % cfg.epochs_per_round == 0:
             if epoch > 0:
                 new = {p: np.exp(_predict(model, d, flag["data"])) for p, d in zip(("train", "val"), sets["data"])}
@@ -125,7 +127,7 @@ def train_fair(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Pa
                 best, best_weights, best_epoch, bad = val, model.get_weights(), epoch, 0
             else:
                 bad += 1
-                opt.learning_rate.assign(float(opt.learning_rate.numpy()) * 0.5)
+                halvings += 1
                 if bad >= cfg.patience:
                     log(f"  early stop at epoch {epoch} (best {best_epoch}, val {best:.5f})")
                     break

@@ -192,3 +192,17 @@ def perfect_partner_bias(g: dict, table: dict | None, smear: float = 0.0, seed: 
             rows[f"{edges[b]:.0f}-{edges[b + 1]:.0f}"] = {"n": int(m.sum()), "median_log_bias": med,
                                                          "stat": float(1.2533 * np.std(bias[m]) / np.sqrt(m.sum()))}
     return rows
+
+
+def scaled_regressor(base_log_corr: np.ndarray, cells: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A regressor that knows each electron's correction up to one free scale per cell: exp(base + median
+    (target - base) in the cell). With a symmetric-residual ``base`` it isolates the label path's scale."""
+
+    def fit(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        out = np.array(base_log_corr, dtype=np.float64)
+        for c in np.unique(cells):
+            sel = (cells == c) & ok
+            out[cells == c] += np.median(y[sel] - base_log_corr[sel]) if sel.sum() else 0.0
+        return np.exp(out)
+
+    return fit

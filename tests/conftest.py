@@ -23,3 +23,11 @@ def shared_data() -> Path:
         pytest.skip(f"real CMS files not found at {SHARED_DATA} (set CALIBER_SHARED_DATA); "
                     "they exist only beside the project's CI checkout")
     return SHARED_DATA
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for subprocesses that a test interrupts: a shell that started pytest in the background
+    leaves SIGINT ignored, and the child would inherit that (it then never sees a Ctrl-C)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import default_sigint
 from dask.utils import parse_bytes
 
 from condor import cluster as cc
@@ -319,7 +320,8 @@ with condor_client(2, overrides={{"log_directory": {logs!r}}}, start_timeout=60)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_removes_every_job(standin, tmp_path, signum):
     body = CTRL_C_BODY.format(root=str(ROOT), logs=str(tmp_path / "logs"))
-    proc = subprocess.Popen([sys.executable, "-c", body], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", body], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     line = proc.stdout.readline()
     assert line.strip() == "workers 2", proc.stderr.read()[-2000:]
     assert len(queued(standin)) == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_cli(*argv: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, str(ROOT / "runner.py"), *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True,
+                            preexec_fn=default_sigint)
 
 
 def same_histograms(a_path: Path, b_path: Path) -> None:
@@ -61,7 +63,7 @@ def checkpoints(d: Path) -> list[Path]:
 def test_interrupted_run_resumes_to_the_same_output(reference, tmp_path, signum):
     files, ref = reference
     ckpt, out = tmp_path / "ckpt", tmp_path / "o.coffea"
-    argv = ["run", "--fileset", *files, "--executor", "iterative", "--chunksize", "4",
+    argv = ["run", "--fileset", *files, "--executor", "iterative", "--chunksize", "2",
             "--output", str(out), "--no-progress", "--checkpoint", str(ckpt)]
     proc = run_cli(*argv)
     assert wait_for(lambda: len(checkpoints(ckpt)) >= 3), proc.communicate()[1][-2000:]
@@ -69,17 +71,17 @@ def test_interrupted_run_resumes_to_the_same_output(reference, tmp_path, signum)
     _, err = proc.communicate(timeout=60)
     lines = err.strip().splitlines()
     assert proc.returncode == 130 and len(lines) == 1, err
-    assert "interrupted after" in lines[0] and "of 60 chunks; rerun with the same --checkpoint" in lines[0]
+    assert "interrupted after" in lines[0] and "of 120 chunks; rerun with the same --checkpoint" in lines[0]
     assert not out.exists() and not Path(str(out) + ".lock").exists()
     assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
     done = {p: p.stat().st_mtime_ns for p in checkpoints(ckpt)}
-    assert 3 <= len(done) < 60
+    assert 3 <= len(done) < 120
     rerun = run_cli(*argv)
     _, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-2000:]
     # the chunks finished before the interrupt were loaded, not processed again
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())
-    assert len(checkpoints(ckpt)) == 60
+    assert len(checkpoints(ckpt)) == 120
     same_histograms(out, ref)
 
 
