@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"note: no derived L1L2 baseline at {DERIVED_JEC}: raw response only")
     if SHIPPED_MODEL.exists():
-        cmd += ["--model", f"DeepSets={SHIPPED_MODEL}"]
+        cmd += ["--model", f"DeepSetsLite={SHIPPED_MODEL}"]
     else:
         print(f"note: no shipped model at {SHIPPED_MODEL}: no DNN row")
     rc = _command("run", cmd)
