@@ -72,21 +72,24 @@ def pf_numbers(files: list[str]) -> dict:
     return out
 
 
-def pfcand_distributions(path: str) -> dict:
+def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> dict:
     """Jet-constituent PFCands distributions of a file: pvAssocQuality, lostInnerHits (charged),
-    puppiWeight (charged, neutral), pdgId mix and candidates per jet."""
+    puppiWeight (charged, neutral), pdgId mix and candidates per jet, for jets with raw pT > ``pt_min`` (GeV)
+    and |eta| < ``abs_eta_max``."""
     import awkward as ak
     import uproot
 
     a = uproot.open(path)["Events"].arrays(["PFCands_pvAssocQuality", "PFCands_lostInnerHits", "PFCands_puppiWeight",
-                                            "PFCands_pdgId", "PFCands_charge", "JetPFCands_pFCandsIdx", "Jet_pt"])
-    idx = a["JetPFCands_pFCandsIdx"]
+                                            "PFCands_pdgId", "PFCands_charge", "JetPFCands_pFCandsIdx", "JetPFCands_jetIdx",
+                                            "Jet_pt", "Jet_rawFactor", "Jet_eta"])
+    jets = ((1 - a["Jet_rawFactor"]) * a["Jet_pt"] > pt_min) & (abs(a["Jet_eta"]) < abs_eta_max)
+    idx = a["JetPFCands_pFCandsIdx"][jets[a["JetPFCands_jetIdx"]]]
     f = {k: ak.to_numpy(ak.flatten(a[f"PFCands_{k}"][idx])) for k in
          ("pvAssocQuality", "lostInnerHits", "puppiWeight", "pdgId", "charge")}
     ch = f["charge"] != 0
     return {"pvAssocQuality": f["pvAssocQuality"][ch], "lostInnerHits": f["lostInnerHits"][ch],
             "puppiWeight_charged": f["puppiWeight"][ch], "puppiWeight_neutral": f["puppiWeight"][~ch],
-            "pdgId": np.abs(f["pdgId"]), "per_jet": len(f["pdgId"]) / max(int(ak.sum(ak.num(a["Jet_pt"]))), 1)}
+            "pdgId": np.abs(f["pdgId"]), "per_jet": len(f["pdgId"]) / max(int(ak.sum(jets)), 1)}
 
 
 def pf_figures(files: list[str], outdir: str) -> list[str]:
@@ -163,9 +166,10 @@ def pfcand_summary(dist: dict) -> dict[str, float]:
     return row
 
 
-def pfcand_table(generated: str, real: str) -> str:
-    """Markdown table: generated jet-constituent PFCands next to real PFNano."""
-    g, r = pfcand_summary(pfcand_distributions(generated)), pfcand_summary(pfcand_distributions(real))
+def pfcand_table(generated: str, real: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> str:
+    """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection)."""
+    g = pfcand_summary(pfcand_distributions(generated, pt_min, abs_eta_max))
+    r = pfcand_summary(pfcand_distributions(real, pt_min, abs_eta_max))
     lines = ["| quantity (jet constituents) | generated | real PFNano |", "|---|---|---|"]
     lines += [f"| {k} | {g[k]:.3f} | {r[k]:.3f} |" for k in g]
     return "\n".join(lines)

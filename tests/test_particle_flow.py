@@ -118,3 +118,20 @@ def nopu_files(tmp_path_factory):
 
     return generate_sample(str(tmp_path_factory.mktemp("pf_nopu")), 200, 200, seed=11, pileup_mean=0.0,
                            executor="iterative")
+
+
+def test_pfcand_table_of_hard_jets(nopu_files, shared_data):
+    """The generated-vs-real table: same quantities on both sides, fractions that add up, conventions shared."""
+    from samples.pf_validation import pfcand_distributions, pfcand_summary, pfcand_table
+
+    real = str(shared_data / "cms" / "pfnano.root")
+    gen = pfcand_summary(pfcand_distributions(nopu_files[0], pt_min=30.0, abs_eta_max=2.5))
+    ref = pfcand_summary(pfcand_distributions(real, pt_min=30.0, abs_eta_max=2.5))
+    assert gen.keys() == ref.keys()
+    for row in (gen, ref):
+        assert sum(row[f"pvAssocQuality={v}"] for v in (0, 1, 4, 5, 6, 7)) == pytest.approx(1.0, abs=1e-9)
+        assert row["lostInnerHits=-1"] > 0.5 and row["candidates per jet"] > 5
+    # without pileup the hard jets carry no pileup charged candidates and a CMS-like charged share
+    assert gen["puppiWeight charged = 1"] > 0.9 and 0.3 < gen["pdgId 211"] < 0.7
+    table = pfcand_table(nopu_files[0], real, pt_min=30.0, abs_eta_max=2.5)
+    assert table.count("\n") == len(gen) + 1
