@@ -23,7 +23,7 @@ class JetResponseProcessor(processor.ProcessorABC):
     ----------
     jec : JECConfig or None
         The baseline; None fills only ``raw`` (and the models).
-    models : list of models.inference.ModelSpec, optional
+    models : list of models.correction.ModelSpec, optional
         DNN corrections, each a row of the histogram named after the model.
     min_pt_raw : float
         Jets below this raw pT (GeV) are not used.
