@@ -169,6 +169,7 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
     def numpy_call(self, globals_flat: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
         """y_hat (n_jets,) float32 of flat jets: padded per batch, halved on out-of-memory."""
         from models.data import pad_rows, sort_by_pt
+        from models.inference import predict_in_batches
 
         widths = self.input_widths()
         n = len(blocks[1])
@@ -183,25 +184,15 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
             if cap and counts.max(initial=0) > cap:
                 content = sort_by_pt(content, offsets, 0)
             flat[coll] = (content, offsets, cap)
-        out = np.zeros(n, dtype=np.float32)
-        batch_size, begin = self.batch_size, 0
-        while begin < n:
-            stop = min(n, begin + batch_size)
+
+        def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
             rows = np.arange(begin, stop)
             batch = {"globals": glob[begin:stop]}
             for coll, (content, offsets, cap) in flat.items():
                 batch[coll], batch[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
-            try:
-                y = self.run_batch(batch)
-            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
-                if not _is_oom(err) or batch_size <= 1:
-                    raise
-                batch_size //= 2
-                print(f"caliber: out of device memory, inference batch size halved to {batch_size}", file=sys.stderr)
-                continue
-            out[begin:stop] = np.asarray(y).reshape(-1)
-            begin = stop
-        return out
+            return batch
+
+        return predict_in_batches(n, make_batch, self.run_batch, self.batch_size, is_oom=_is_oom)
 
 
 class _PartitionCall:

@@ -87,20 +87,34 @@ def predict_log_correction(model, features: dict[str, ak.Array | np.ndarray], ba
 
     from models.data import pad_batch
 
-    n = len(features["globals"])
-    out = np.zeros(n, dtype=np.float32)
     caps = max_len or model_max_len(model)
     predict = predict_function(model)
-    begin = 0
-    while begin < n:
-        stop = min(n, begin + batch_size)
+
+    def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
         batch = pad_batch({k: features[k][begin:stop] for k in ("globals", "charged", "neutral", "sv")}, caps)
         if begin == 0:
             _check_widths(model, batch)
+        return batch
+
+    return predict_in_batches(len(features["globals"]), make_batch, predict, batch_size,
+                              is_oom=lambda err: isinstance(err, tf.errors.ResourceExhaustedError))
+
+
+def predict_in_batches(n: int, make_batch, run_batch, batch_size: int, is_oom) -> np.ndarray:
+    """``run_batch(make_batch(begin, stop))`` over ``n`` jets, y_hat (n,) float32.
+
+    On an error that ``is_oom`` calls out-of-(device-)memory the batch size is halved (and said so on
+    stderr) until the batch fits; any other error is raised.
+    """
+    out = np.zeros(n, dtype=np.float32)
+    begin = 0
+    while begin < n:
+        stop = min(n, begin + batch_size)
+        batch = make_batch(begin, stop)
         try:
-            y = predict(batch)
-        except tf.errors.ResourceExhaustedError:
-            if batch_size <= 1:
+            y = run_batch(batch)
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+            if not is_oom(err) or batch_size <= 1:
                 raise
             batch_size //= 2
             print(f"caliber: out of device memory, inference batch size halved to {batch_size}", file=sys.stderr)
