@@ -6,7 +6,6 @@ longer, its highest-pT constituents are kept). Padded entries are 0 with mask 0.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -15,6 +14,7 @@ import awkward as ak
 import numpy as np
 
 from core.errors import BadInputError
+from inputs.shards import MANIFEST, read_manifest
 
 COLLECTIONS = ("charged", "neutral", "sv")
 BLOCKS = ("globals",) + COLLECTIONS
@@ -129,18 +129,12 @@ class JetTable:
 def read_shard_manifest(shard_dir: str | Path) -> dict:
     """manifest.json of a shard directory; BadInputError naming the path when missing, broken or empty."""
     shard_dir = Path(shard_dir)
-    path = shard_dir / "manifest.json"
     if not shard_dir.is_dir():
         raise BadInputError(f"{shard_dir}: shard directory does not exist")
-    if not path.exists():
-        raise BadInputError(f"{path}: no manifest (run `runner.py collect` first)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise BadInputError(f"{path}: not valid JSON ({err})") from None
+    manifest = read_manifest(shard_dir)
     for key in ("features", "norm", "shards"):
         if key not in manifest:
-            raise BadInputError(f"{path}: manifest lacks '{key}'")
+            raise BadInputError(f"{shard_dir / MANIFEST}: manifest lacks '{key}'")
     if not manifest["shards"]:
         raise BadInputError(f"{shard_dir}: the manifest lists no shards (empty fileset?)")
     return manifest

@@ -19,7 +19,7 @@ import hist
 import numpy as np
 
 from core.constants import GAMMA_Z, M_Z  # noqa: F401 (re-exported: the label mass)
-from physics.jets import event_rho as _event_rho
+from physics.jets import event_rho as _event_rho, wrap_phi
 LABEL_WINDOW = (86.0, 97.0)  # GeV
 PAIR_WINDOW = (60.0, 120.0)  # GeV, pairs kept for collection and histograms
 MIN_PT = 15.0  # GeV
@@ -63,11 +63,6 @@ def pair_labels(e1, eta1, phi1, e2, eta2, phi2, window: tuple[float, float] = LA
     lab1 = mass_constraint_label(et2, d_eta, d_phi, m_z) * np.cosh(eta1)
     lab2 = mass_constraint_label(et1, d_eta, d_phi, m_z) * np.cosh(eta2)
     return np.where(inside, lab1, np.nan), np.where(inside, lab2, np.nan), m
-
-
-def wrap_phi(dphi):
-    """Angle difference folded into [-pi, pi)."""
-    return (dphi + np.pi) % (2 * np.pi) - np.pi
 
 
 def electron_id_mask(electrons: ak.Array, min_pt: float = MIN_PT) -> ak.Array:

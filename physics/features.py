@@ -45,6 +45,7 @@ import numpy as np
 
 from core.errors import BadInputError
 from physics.constituents import _associated, _flat, _offsets, selected_jet_index  # noqa: F401 (re-exported)
+from physics.jets import wrap_phi
 
 #: pdgId categories of charged candidates (|pdgId|): charged hadron, electron, muon
 CHARGED_PDGIDS = (211, 11, 13)
@@ -71,11 +72,6 @@ COLLECTIONS = ("charged", "neutral", "sv")
 
 
 # --------------------------------------------------------------------------- pure physics
-
-def wrap_phi(dphi):
-    """Azimuthal difference wrapped to [-pi, pi) (rad); numpy or awkward."""
-    return (dphi + np.pi) % (2.0 * np.pi) - np.pi
-
 
 def relative_kinematics(pt, eta, phi, jet_pt, jet_eta, jet_phi):
     """(dpt, deta, dphi) of constituents relative to their jet (DESIGN section 4).

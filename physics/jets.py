@@ -79,10 +79,14 @@ def event_rho(events: ak.Array, required: bool = True) -> ak.Array:
     raise BadInputError("no rho branch (fixedGridRhoFastjetAll or Rho_fixedGridRhoFastjetAll)")
 
 
+def wrap_phi(dphi):
+    """Azimuthal difference wrapped to [-pi, pi) (rad); numpy or awkward."""
+    return (dphi + np.pi) % (2.0 * np.pi) - np.pi
+
+
 def delta_r(eta1, phi1, eta2, phi2):
     """Distance in (eta, phi) with the azimuth difference wrapped to [-pi, pi)."""
-    dphi = (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
-    return np.sqrt((eta1 - eta2) ** 2 + dphi**2)
+    return np.sqrt((eta1 - eta2) ** 2 + wrap_phi(phi1 - phi2) ** 2)
 
 
 def matched_gen_jets(jets: ak.Array, genjets: ak.Array, max_dr: float = MAX_MATCH_DR) -> ak.Array:
