@@ -60,6 +60,7 @@ def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3
     from models.inference import predict_log_correction
     from models.correction import cached_model
     from physics.features import jet_features
+    from physics.jets import jets_at, select_flat_jets
     from processors.jets import JetResponseProcessor
 
     path, tree = next(iter(next(iter(fileset.values()))["files"].items()))
@@ -67,7 +68,8 @@ def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3
         warnings.simplefilter("ignore")
         events = NanoEventsFactory.from_root({path: tree}, schemaclass=PFNanoAODSchema, mode="eager",
                                             entry_stop=max_events).events()
-    jets, _ = JetResponseProcessor().select_jets(events)
+    proc = JetResponseProcessor()
+    jets = jets_at(events, select_flat_jets(events, proc.min_pt_raw, proc.max_abs_eta)[0]["index"])
     features = jet_features(events, jets)
     model = cached_model(spec)
     n = len(features["globals"])
@@ -126,7 +128,6 @@ def main(args: argparse.Namespace) -> int:
     jec = JECConfig.from_yaml(args.jec) if args.jec else None
     specs = [ModelSpec.from_argument(item, batch_size=args.batch_size) for item in args.model]
     gpu = gpu_seen(specs)
-    device = "GPU" if gpu else "CPU"
     configs = [("baseline only", JetResponseProcessor(jec=jec), False)]
     configs += [(f"baseline + {s.name}", JetResponseProcessor(jec=jec, models=[s]), False) for s in specs]
     if len(specs) > 1:  # every model in one processor: the features are built once and shared
@@ -139,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         with device_scope(on_gpu or not gpu):
             time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=1000)
 
-    print(f"processor throughput on one core (iterative executor), inference device: CPU"
+    print("processor throughput on one core (iterative executor), inference device: CPU"
           + (" and GPU ([GPU] rows)" if gpu else ""))
     print(f"{'configuration':28s} {'events':>8s} {'proc ev/s':>10s} {'uproot ev/s':>12s} {'ratio':>7s}")
     cost: dict[str, float] = {}

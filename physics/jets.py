@@ -195,6 +195,14 @@ def select_flat_jets(events: ak.Array, min_pt_raw: float, max_abs_eta: float,
     return out, np.bincount(event, minlength=len(n_all)), int(np.sum(~finite))
 
 
+def jets_at(events: ak.Array, index: np.ndarray) -> ak.Array:
+    """``events.Jet`` reduced to the jets at flat positions ``index`` (``select_flat_jets``), still jagged."""
+    n_all = ak.num(events.Jet)
+    selected = np.zeros(int(ak.sum(n_all)), dtype=bool)
+    selected[index] = True
+    return events.Jet[ak.unflatten(selected, n_all)]
+
+
 def match_gen_flat(jets: dict[str, np.ndarray], genjets: ak.Array,
                    max_dr: float = MAX_MATCH_DR) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``matched_gen_jets`` for flat jets (``select_flat_jets`` with extra ``genJetIdx``).

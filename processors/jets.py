@@ -8,8 +8,8 @@ from coffea import processor
 
 from core.errors import BadInputError
 from physics.jec import JECConfig, l1l2_pt_flat
-from physics.jets import (REFERENCE_ROWS, count_false, event_rho, finite_pt, flat_numpy as _np, flavour_category,
-                          flavour_code, match_gen_flat, raw_mass, raw_pt, reco_pt_hist, reference_pts, response_hist,
+from physics.jets import (REFERENCE_ROWS, count_false, event_rho, flat_numpy as _np, flavour_category,
+                          flavour_code, jets_at, match_gen_flat, reco_pt_hist, reference_pts, response_hist,
                           select_flat_jets)
 
 #: Jet fields of CMS's own regressions (reference rows), read where the file has them
@@ -61,26 +61,6 @@ class JetResponseProcessor(processor.ProcessorABC):
         """Histogram rows, in order."""
         return ["raw"] + ([self.jec.name] if self.jec else []) + [m.name for m in self.models]
 
-    def select_jets(self, events: ak.Array) -> ak.Array:
-        """Jets passing the raw-pT and |eta| cuts, with pt_raw, mass_raw, rho attached."""
-        jets = events.Jet
-        pt_raw = raw_pt(jets)
-        keep = finite_pt(pt_raw) & (pt_raw > self.min_pt_raw) & (abs(jets.eta) < self.max_abs_eta)
-        jets = jets[keep]
-        table = ak.zip(
-            {
-                "pt": raw_pt(jets),
-                "mass": raw_mass(jets),
-                "pt_raw": raw_pt(jets),
-                "mass_raw": raw_mass(jets),
-                "eta": jets.eta,
-                "phi": jets.phi,
-                "area": jets.area,
-                "rho": ak.broadcast_arrays(event_rho(events), jets.pt)[0],
-            }
-        )
-        return jets, table
-
     def corrected_pts(self, events: ak.Array, flat: dict[str, np.ndarray], counts: np.ndarray,
                       cutflow: dict | None = None, skipped: list | None = None) -> dict[str, np.ndarray]:
         """Corrected pT (GeV) per correction row, flat like ``flat`` (``select_flat_jets``; NaN: no value).
@@ -104,9 +84,7 @@ class JetResponseProcessor(processor.ProcessorABC):
             from models.correction import model_correction
             from physics.features import check_branches, jet_features
 
-            selected = np.zeros(int(ak.sum(ak.num(events.Jet))), dtype=bool)
-            selected[flat["index"]] = True
-            jets = events.Jet[ak.unflatten(selected, ak.num(events.Jet))]
+            jets = jets_at(events, flat["index"])
             pt_raw = ak.unflatten(flat["pt_raw"], counts)
             features = None
             for spec in self.models:
