@@ -63,7 +63,8 @@ def problem_text(err: BaseException) -> str:
 
 
 def chunk_line(dataset: str, filename: str, start: int, stop: int, problem: str) -> str:
-    """One line naming a failed chunk: file, entry range, dataset and problem."""
+    """One line naming a failed chunk: file, entry range, dataset and problem (the file named once)."""
+    problem = problem.removeprefix(f"{filename}: ")
     return f"{filename}: entries {start}-{stop} (dataset {dataset}) failed: {problem}"
 
 
