@@ -10,11 +10,13 @@ DEFAULT_SEED = 42
 DEFAULT_PILEUP = 30.0
 
 
-def default_sample(cache_dir: str = "cache/samples/default_pf", workers: int = 2, executor: str = "dask") -> dict:
-    """Coffea fileset {"qcd": {"files": {path: "Events"}}} of the cached default sample (generated if absent)."""
+def default_sample(cache_dir: str | None = None, workers: int = 2, executor: str = "dask") -> dict:
+    """Coffea fileset {"qcd": {"files": {path: "Events"}}} of the cached default sample (generated if absent);
+    the cache folder defaults to ``cache/samples/default_<detector version>``."""
+    from samples.detector import DETECTOR_VERSION
     from samples.generate import chunk_items, generate_sample
 
-    cache = Path(cache_dir)
+    cache = Path(cache_dir or f"cache/samples/default_{DETECTOR_VERSION}")
     manifest = cache / "manifest.json"
     expected = [it["path"] for it in chunk_items(cache, DEFAULT_EVENTS, DEFAULT_EVENTS_PER_FILE, DEFAULT_SEED,
                                                  DEFAULT_PILEUP, "qcd", None)]

@@ -34,6 +34,10 @@ HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, 
               miscalibration=0.05, miscal_seed=104, share=0.15, spread=0.3)
 
 
+# Bumped whenever the detector changes what it writes: cached samples are kept per version.
+DETECTOR_VERSION = "pf2"
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """Every detector parameter (GeV, m for calorimeter surfaces, cm for the tracker)."""
@@ -77,9 +81,9 @@ class DetectorConfig:
     mip_hcal: float = 2.0
     # tracker (see samples.tracking)
     tracker_eta: float = 2.5
-    track_min_pt: float = 0.4
+    track_min_pt: float = 0.2                # GeV (iterative tracking reaches ~0.1-0.2 GeV)
     track_eff_plateau: float = 0.95
-    track_eff_turnon: float = 0.8            # GeV
+    track_eff_turnon: float = 0.25           # GeV: ~74% at 0.3 GeV, ~87% at 0.5 GeV
     track_max_radius: float = 60.0           # cm: no track from production beyond
     track_res_const: float = 0.008
     track_res_slope: float = 1.2e-4          # per GeV
@@ -88,15 +92,21 @@ class DetectorConfig:
     pixel_l1_radius: float = 2.9             # cm
     pixel_l2_radius: float = 6.8
     pixel_l1_half_length: float = 26.7
-    pixel_hit_eff: float = 0.97
+    pixel_hit_eff: float = 0.93              # a crossed layer-1 module gives a hit (else one lost inner hit)
+    pixel_l1_inactive: float = 0.10          # layer 1 crossed outside an active module: first hit in layer 2, none lost
+    seed_from_outer: float = 0.05            # prompt tracks seeded from outer layers only (>= 2 lost inner hits)
     track_details_pt: float = 0.5            # GeV: packed candidates keep track details above
     # vertexing
     vertex_eff: float = 0.92
     vertex_min_tracks: int = 2
     vertex_z_res: float = 0.002              # cm
     fit_dz_sig: float = 3.0                  # tracks used in a vertex fit within this dz significance
+    fit_track_eff: float = 0.85              # prompt tracks passing the vertex-fit track selection (plateau)
+    fit_track_turnon: float = 0.8            # GeV: soft tracks are down-weighted out of the adaptive fit
     tight_dz_sig: float = 1.5
-    compat_dz: float = 0.3                   # cm: CompatibilityDz window
+    compat_dz: float = 0.1                   # cm: CompatibilityDz window to the closest vertex ...
+    compat_dz_sig: float = 5.0               # ... within this dz significance ...
+    compat_dz_err: float = 0.05              # cm: ... for tracks with a dz error below this
     # particle flow
     pf_excess_nsigma: float = 1.0
     pf_track_link_pt: float = 0.0
@@ -112,7 +122,9 @@ class DetectorConfig:
     # PUPPI
     puppi_r: float = 0.4
     puppi_rmin: float = 0.01
-    puppi_ptmin: float = 0.1                 # GeV (weighted pt below -> weight 0)
+    puppi_ptmin: float = 0.2                 # GeV: weighted neutral pt below ptmin + slope * nPV -> weight 0
+    puppi_ptmin_slope: float = 0.015         # GeV per reconstructed vertex (CMS Run-2 tune)
+    puppi_charged_dz: float = 0.3            # cm: charged not in any vertex fit count as PV within this |dz|
 
 
 NOMINAL = DetectorConfig()
@@ -240,5 +252,5 @@ def calo_deposits(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = N
             "hf": pack(ok_f, phi_f, e_hf, e.astype(np.float64), em=e_hf * share_em)}
 
 
-__all__ = ["DetectorConfig", "NOMINAL", "EB", "EE", "HCAL", "HF", "calo_deposits", "hadron_showers",
+__all__ = ["DETECTOR_VERSION", "DetectorConfig", "NOMINAL", "EB", "EE", "HCAL", "HF", "calo_deposits", "hadron_showers",
            "em_showers", "mean_em_fraction", "surface_phi", "visible_energy", "groom_scale"]

@@ -75,21 +75,47 @@ def pf_numbers(files: list[str]) -> dict:
 def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> dict:
     """Jet-constituent PFCands distributions of a file: pvAssocQuality, lostInnerHits (charged),
     puppiWeight (charged, neutral), pdgId mix and candidates per jet, for jets with raw pT > ``pt_min`` (GeV)
-    and |eta| < ``abs_eta_max``."""
+    and |eta| < ``abs_eta_max``; ``*_jet_pt`` give each entry's jet raw pT, ``jet_pt`` every selected jet's."""
     import awkward as ak
     import uproot
 
     a = uproot.open(path)["Events"].arrays(["PFCands_pvAssocQuality", "PFCands_lostInnerHits", "PFCands_puppiWeight",
                                             "PFCands_pdgId", "PFCands_charge", "JetPFCands_pFCandsIdx", "JetPFCands_jetIdx",
                                             "Jet_pt", "Jet_rawFactor", "Jet_eta"])
-    jets = ((1 - a["Jet_rawFactor"]) * a["Jet_pt"] > pt_min) & (abs(a["Jet_eta"]) < abs_eta_max)
-    idx = a["JetPFCands_pFCandsIdx"][jets[a["JetPFCands_jetIdx"]]]
+    raw = (1 - a["Jet_rawFactor"]) * a["Jet_pt"]
+    jets = (raw > pt_min) & (abs(a["Jet_eta"]) < abs_eta_max)
+    keep = jets[a["JetPFCands_jetIdx"]]
+    idx = a["JetPFCands_pFCandsIdx"][keep]
     f = {k: ak.to_numpy(ak.flatten(a[f"PFCands_{k}"][idx])) for k in
          ("pvAssocQuality", "lostInnerHits", "puppiWeight", "pdgId", "charge")}
+    cand_jet_pt = ak.to_numpy(ak.flatten(raw[a["JetPFCands_jetIdx"][keep]])).astype(float)
     ch = f["charge"] != 0
     return {"pvAssocQuality": f["pvAssocQuality"][ch], "lostInnerHits": f["lostInnerHits"][ch],
             "puppiWeight_charged": f["puppiWeight"][ch], "puppiWeight_neutral": f["puppiWeight"][~ch],
-            "pdgId": np.abs(f["pdgId"]), "per_jet": len(f["pdgId"]) / max(int(ak.sum(jets)), 1)}
+            "pdgId": np.abs(f["pdgId"]), "charged_jet_pt": cand_jet_pt[ch], "neutral_jet_pt": cand_jet_pt[~ch],
+            "pdgId_jet_pt": cand_jet_pt, "jet_pt": ak.to_numpy(ak.flatten(raw[jets])).astype(float),
+            "per_jet": len(f["pdgId"]) / max(int(ak.sum(jets)), 1)}
+
+
+def merge_distributions(dists: list[dict]) -> dict:
+    """One ``pfcand_distributions`` dict from several files' (per-jet count re-averaged)."""
+    out = {k: np.concatenate([d[k] for d in dists]) for k in dists[0] if k != "per_jet"}
+    out["per_jet"] = len(out["pdgId"]) / max(len(out["jet_pt"]), 1)
+    return out
+
+
+def spectrum_weight(reference_jet_pt: np.ndarray, jet_pt: np.ndarray, edges: np.ndarray):
+    """Per-jet weight function w(pT) that gives ``jet_pt`` the raw-pT spectrum of ``reference_jet_pt``
+    in ``edges`` (GeV); jets outside the edges or in bins the sample lacks get 0."""
+    ref = np.histogram(reference_jet_pt, edges)[0] / max(len(reference_jet_pt), 1)
+    own = np.histogram(jet_pt, edges)[0] / max(len(jet_pt), 1)
+    ratio = np.where(own > 0, ref / np.where(own > 0, own, 1.0), 0.0)
+
+    def weight(pt: np.ndarray) -> np.ndarray:
+        b = np.searchsorted(edges, pt, side="right") - 1
+        ok = (b >= 0) & (b < len(ratio))
+        return np.where(ok, ratio[np.clip(b, 0, len(ratio) - 1)], 0.0)
+    return weight
 
 
 def pf_figures(files: list[str], outdir: str) -> list[str]:
@@ -120,21 +146,29 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     ax.plot(0.5 * (fe[:-1] + fe[1:]), [np.median(r[bb == i]) if np.sum(bb == i) > 5 else np.nan for i in range(10)], "o-")
     ax.set_xlabel("neutral-hadron pT fraction (50-200 GeV, |eta| < 1.3)"); ax.set_ylabel("median raw response")
     paths += save_figure(fig, out / "pf_response_vs_nh_fraction")
-    gen = pfcand_distributions(files[0])
-    real = pfcand_distributions(str(REAL_PFNANO)) if REAL_PFNANO.exists() else None
+    gen = merge_distributions([pfcand_distributions(f, 30.0, 2.5) for f in files])
+    real = pfcand_distributions(str(REAL_PFNANO), 30.0, 2.5) if REAL_PFNANO.exists() else None
+    weight = spectrum_weight(real["jet_pt"], gen["jet_pt"], JET_PT_EDGES) if real is not None else None
+    owner = {"pvAssocQuality": "charged", "lostInnerHits": "charged", "puppiWeight_charged": "charged",
+             "puppiWeight_neutral": "neutral", "pdgId": "pdgId"}
     for key, bins in (("pvAssocQuality", np.arange(-0.5, 8.5)), ("lostInnerHits", np.arange(-1.5, 3.5)),
                       ("puppiWeight_charged", np.linspace(0, 1, 21)), ("puppiWeight_neutral", np.linspace(0, 1, 21)),
                       ("pdgId", np.array([0, 1.5, 2.5, 12, 14, 30, 140, 300]))):
         fig, ax = plt.subplots()
-        ax.hist(gen[key], bins, histtype="step", density=True, label=f"generated ({gen['per_jet']:.1f} per jet)")
+        w = weight(gen[f"{owner[key]}_jet_pt"]) if weight else None
+        ax.hist(gen[key], bins, weights=w, histtype="step", density=True, label="generated (real jet-pT spectrum)")
         if real is not None:
-            ax.hist(real[key], bins, histtype="step", density=True, label=f"real PFNano ({real['per_jet']:.1f} per jet)")
-        ax.set_xlabel(f"jet PFCands {key}"); ax.legend()
+            ax.hist(real[key], bins, histtype="step", density=True, label=f"real PFNano ({len(real['jet_pt'])} jets)")
+        ax.set_xlabel(f"PFCands {key} (jets raw pT > 30 GeV, |eta| < 2.5)"); ax.legend()
         paths += save_figure(fig, out / f"pfcands_{key}")
+    if real is not None:
+        table = out / "pfcands_vs_real.md"
+        table.write_text(pfcand_table(files, str(REAL_PFNANO), 30.0, 2.5, match_spectrum=True) + "\n")
+        paths.append(str(table))
     return paths
 
 
-__all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions"]
+__all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions", "pfcand_table", "spectrum_weight"]
 
 
 def save_figure(fig, stem: Path) -> list[str]:
@@ -148,28 +182,44 @@ def save_figure(fig, stem: Path) -> list[str]:
     return out
 
 
-def pfcand_summary(dist: dict) -> dict[str, float]:
-    """Fractions that characterise the jet-constituent PFCands of ``pfcand_distributions``."""
-    def frac(x, sel) -> float:
-        return float(np.mean(sel)) if len(x) else float("nan")
+def pfcand_summary(dist: dict, jet_weight=None) -> dict[str, float]:
+    """Fractions that characterise the jet-constituent PFCands of ``pfcand_distributions``; with
+    ``jet_weight`` (a function of the jet raw pT, see ``spectrum_weight``) every entry counts with its jet's weight."""
+    def w(key: str) -> np.ndarray:
+        return np.ones(len(dist[f"{key}_jet_pt"])) if jet_weight is None else jet_weight(dist[f"{key}_jet_pt"])
+
+    def frac(sel, weights) -> float:
+        return float(np.sum(weights * sel) / np.sum(weights)) if np.sum(weights) > 0 else float("nan")
 
     q, lih = dist["pvAssocQuality"], dist["lostInnerHits"]
     wc, wn, pid = dist["puppiWeight_charged"], dist["puppiWeight_neutral"], dist["pdgId"]
-    row = {f"pvAssocQuality={v}": frac(q, q == v) for v in (0, 1, 4, 5, 6, 7)}
-    row.update({f"lostInnerHits={v}": frac(lih, lih == v) for v in (-1, 0, 1, 2)})
-    row.update({"puppiWeight charged = 0": frac(wc, wc < 0.01), "puppiWeight charged = 1": frac(wc, wc > 0.99),
-                "puppiWeight neutral < 0.5": frac(wn, wn < 0.5), "puppiWeight neutral = 1": frac(wn, wn > 0.99)})
-    row.update({f"pdgId {name}": frac(pid, np.isin(pid, codes)) for name, codes in
+    w_ch, w_ne, w_all = w("charged"), w("neutral"), w("pdgId")
+    row = {f"pvAssocQuality={v}": frac(q == v, w_ch) for v in (0, 1, 4, 5, 6, 7)}
+    row.update({f"lostInnerHits={v}": frac(lih == v, w_ch) for v in (-1, 0, 1, 2)})
+    row.update({"puppiWeight charged = 0": frac(wc < 0.01, w_ch), "puppiWeight charged = 1": frac(wc > 0.99, w_ch),
+                "puppiWeight neutral < 0.5": frac(wn < 0.5, w_ne), "puppiWeight neutral = 1": frac(wn > 0.99, w_ne)})
+    row.update({f"pdgId {name}": frac(np.isin(pid, codes), w_all) for name, codes in
                 (("211", (211,)), ("22", (22,)), ("130", (130,)), ("1,2 (HF)", (1, 2)), ("11", (11,)),
                  ("13", (13,)))})
-    row["candidates per jet"] = float(dist["per_jet"])
+    w_jet = np.ones(len(dist["jet_pt"])) if jet_weight is None else jet_weight(dist["jet_pt"])
+    row["candidates per jet"] = float(np.sum(w_all) / np.sum(w_jet)) if np.sum(w_jet) > 0 else float("nan")
     return row
 
 
-def pfcand_table(generated: str, real: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> str:
-    """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection)."""
-    g = pfcand_summary(pfcand_distributions(generated, pt_min, abs_eta_max))
-    r = pfcand_summary(pfcand_distributions(real, pt_min, abs_eta_max))
-    lines = ["| quantity (jet constituents) | generated | real PFNano |", "|---|---|---|"]
+JET_PT_EDGES = np.array([30.0, 60.0, 120.0, 300.0, 1000.0, 1300.0, 1700.0])
+
+
+def pfcand_table(generated: str | list[str], real: str, pt_min: float = 0.0, abs_eta_max: float = 5.0,
+                 match_spectrum: bool = False, edges: np.ndarray = JET_PT_EDGES) -> str:
+    """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection); with
+    ``match_spectrum`` the generated jets are weighted to the real jets' raw-pT spectrum in ``edges`` (GeV)."""
+    files = [generated] if isinstance(generated, str) else list(generated)
+    gd = merge_distributions([pfcand_distributions(f, pt_min, abs_eta_max) for f in files])
+    rd = pfcand_distributions(real, pt_min, abs_eta_max)
+    weight = spectrum_weight(rd["jet_pt"], gd["jet_pt"], edges) if match_spectrum else None
+    g, r = pfcand_summary(gd, weight), pfcand_summary(rd)
+    n_gen = int(np.count_nonzero(weight(gd["jet_pt"]))) if weight else len(gd["jet_pt"])
+    lines = [f"| quantity (jet constituents) | generated ({n_gen} jets) | real PFNano ({len(rd['jet_pt'])} jets) |",
+             "|---|---|---|"]
     lines += [f"| {k} | {g[k]:.3f} | {r[k]:.3f} |" for k in g]
     return "\n".join(lines)

@@ -5,7 +5,8 @@ over charged candidates associated to the primary vertex, beyond it over all can
 Per event, the pileup reference is the median and RMS of alpha of charged candidates not
 associated to the PV (tracker) or of all neutral candidates (forward);
 w = F_chi2(1)((alpha - median)^2 / RMS^2) above the median, 0 below, 0 if w pT is below a
-cut. Charged: 1 when associated to the PV, else 0. Events with fewer than 5 pileup charged
+cut (CMS: 0.2 GeV + 0.015 GeV per reconstructed vertex). Charged: 1 when counted as from the PV
+(see ``samples.reconstruction.charged_from_pv``), else 0. Events with fewer than 5 pileup charged
 candidates (no pileup) keep neutral weights of 1.
 """
 from __future__ import annotations
@@ -52,8 +53,9 @@ def _median_rms(event, alpha, mask, n_events):
 
 def puppi_weights(event: np.ndarray, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.ndarray,
                   pv_assoc: np.ndarray, n_events: int, r: float = 0.4, rmin: float = 0.01,
-                  ptmin: float = 0.1) -> np.ndarray:
-    """PUPPI weight of every candidate; ``pv_assoc``: charged candidate associated to the PV."""
+                  ptmin: float | np.ndarray = 0.1) -> np.ndarray:
+    """PUPPI weight of every candidate; ``pv_assoc``: charged candidate counted as from the PV;
+    ``ptmin`` (GeV, scalar or per candidate): neutrals with w pT below it get 0."""
     from scipy.stats import chi2
 
     charged = charge != 0

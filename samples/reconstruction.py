@@ -102,14 +102,14 @@ def reconstruct(parts: dict, n_events: int, n_pu: np.ndarray, seed: int, table: 
     npv = np.add.reduceat(v_reco.astype(np.int64), off[:-1]) if len(v_reco) else np.ones(n_events, np.int64)
     t = {k: v[rows] for k, v in trk_all.items()}
     assoc, quality = associate_tracks(tracks["event"], p["vertex"][rows], t["dz"], t["dzErr"],
-                                      np.abs(t["d0"]) / t["d0Err"], vz_flat, v_reco, n_vert, cfg)
-    cands = _candidate_columns(cands, t, assoc, quality, p, rows, n_events, cfg)
+                                      np.abs(t["d0"]) / t["d0Err"], vz_flat, v_reco, n_vert, cfg, t["fit_ok"])
+    cands = _candidate_columns(cands, t, assoc, quality, p, rows, npv, cfg)
     return {"cands": cands, "tracks": tracks, "clusters": clusters, "npv": npv, "linked_raw": info["linked_raw"]}
 
 
-def _candidate_columns(c: dict, t: dict, assoc, quality, p, rows, n_events, cfg) -> dict:
+def _candidate_columns(c: dict, t: dict, assoc, quality, p, rows, npv, cfg) -> dict:
     """PFNano columns of the candidates (neutral conventions of real PFNano: -1 track values,
-    pvAssocQuality 7, lostInnerHits -1), sorted by event."""
+    pvAssocQuality 7, lostInnerHits -1), sorted by event; ``npv``: reconstructed vertices per event."""
     trk = c["track"] >= 0
     ti = np.maximum(c["track"], 0)
     pt = c["energy"] / np.cosh(c["eta"])
@@ -137,12 +137,22 @@ def _candidate_columns(c: dict, t: dict, assoc, quality, p, rows, n_events, cfg)
     for k, default in (("hf_idx", -1), ("vx", 0.0), ("vy", 0.0), ("z0", 0.0)):
         src = p.get(k, np.full(len(p["pt"]), default))
         out[k] = np.where(trk, src[np.maximum(part, 0)], default)
-    pv = trk & (av == 0)
-    out["puppiWeight"] = puppi_weights(c["event"], pt, c["eta"], c["phi"], c["charge"], pv, n_events,
-                                       cfg.puppi_r, cfg.puppi_rmin, cfg.puppi_ptmin)
+    pv = charged_from_pv(trk, av, out["pvAssocQuality"], out["dz"], cfg.puppi_charged_dz)
+    ptmin = (cfg.puppi_ptmin + cfg.puppi_ptmin_slope * npv)[c["event"]]
+    out["puppiWeight"] = puppi_weights(c["event"], pt, c["eta"], c["phi"], c["charge"], pv, len(npv),
+                                       cfg.puppi_r, cfg.puppi_rmin, ptmin)
     out["puppiWeightNoLep"] = out["puppiWeight"].copy()
     order = np.argsort(c["event"], kind="stable")
     return {k: v[order] for k, v in out.items()}
 
 
-__all__ = ["reconstruct", "kinematics", "calorimeter", "MASSES"]
+def charged_from_pv(tracked: np.ndarray, assoc_vertex: np.ndarray, quality: np.ndarray, dz: np.ndarray,
+                    dz_cut: float) -> np.ndarray:
+    """Charged candidates PUPPI counts as from the PV (the MiniAOD ``fromPV`` logic): used in the PV
+    fit; not used in any fit (pvAssocQuality < 6) and within ``dz_cut`` (cm) of the PV. Used in a
+    pileup vertex fit never counts."""
+    in_fit = quality >= 6
+    return tracked & np.where(in_fit, assoc_vertex == 0, np.abs(dz) < dz_cut)
+
+
+__all__ = ["charged_from_pv", "reconstruct", "kinematics", "calorimeter", "MASSES"]

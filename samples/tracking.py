@@ -7,8 +7,9 @@ lost) and measures them (pT resolution, impact parameters with the production ve
 inner hit, 1 one, 2 more). ``reconstruct_vertices`` finds pileup vertices (>= 2 tracks of
 pT > 0.5 GeV, an efficiency) and ``associate_tracks`` assigns every track a vertex and a
 ``pvAssocQuality`` the way PrimaryVertexAssignment does from dz compatibility: 7/6 used in
-a vertex fit (tight/loose), 5 dz-compatible, 4 displaced and assigned to the PV (b-tag
-compatibility), 1 closest in dz but incompatible, 0 compatible with no reconstructed vertex.
+a vertex fit (tight/loose), 5 dz-compatible with the closest vertex in dz (within 0.1 cm and 5 sigma,
+for tracks with a dz error below 0.05 cm), 4 displaced and assigned to the PV (b-tag compatibility),
+1 closest in dz but incompatible, 0 more than 1 cm from every reconstructed vertex.
 """
 from __future__ import annotations
 
@@ -33,12 +34,24 @@ def impact_resolution(pt: np.ndarray, eta: np.ndarray, cfg: DetectorConfig = NOM
 
 def lost_inner_hits(r_prod: np.ndarray, z_l1: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
     """NanoAOD lostInnerHits from the production radius (cm), the z where the track crosses the
-    first pixel layer (cm) and a uniform number ``u`` (layer-1 hit efficiency)."""
+    first pixel layer (cm) and a uniform number ``u``: prompt tracks crossing layer 1 in an
+    active module give -1 (hit) or 1 (hit lost, ``pixel_hit_eff``); crossing it outside an active
+    module (``pixel_l1_inactive``) or beyond its length gives 0; prompt tracks seeded from the outer
+    layers only (``seed_from_outer``) and tracks produced beyond layer 2 give 2; between layers 1 and 2, 1."""
     in_l1 = np.abs(z_l1) < cfg.pixel_l1_half_length
     prompt = r_prod < cfg.pixel_l1_radius
-    out = np.where(prompt, np.where(in_l1, np.where(u < cfg.pixel_hit_eff, -1, 1), 0),
-                   np.where(r_prod < cfg.pixel_l2_radius, 1, 2))
+    p_outer, p_dead = cfg.seed_from_outer, cfg.seed_from_outer + cfg.pixel_l1_inactive
+    p_lost = p_dead + (1.0 - p_dead) * (1.0 - cfg.pixel_hit_eff)
+    prompt_code = np.select([u < p_outer, (u < p_dead) | ~in_l1, u < p_lost], [2, 0, 1], -1)
+    out = np.where(prompt, prompt_code, np.where(r_prod < cfg.pixel_l2_radius, 1, 2))
     return out.astype(np.int32)
+
+
+def fit_selection(pt: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Whether a prompt track of ``pt`` (GeV) passes the vertex-fit track selection (pixel hits,
+    chi2, and an adaptive-fit weight that soft tracks with large dz errors often lose), given a
+    uniform number ``u``: an effective turn-on, ``fit_track_eff * (1 - exp(-pt / fit_track_turnon))``."""
+    return u < cfg.fit_track_eff * (1.0 - np.exp(-np.asarray(pt) / cfg.fit_track_turnon))
 
 
 def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> dict:
@@ -47,7 +60,8 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
     ``parts``: pt, eta, phi, charge, vx, vy (cm, from the beam line), vz (cm, relative to the
     primary vertex), z0 (cm, absolute z of the production point). Returns per particle:
     ``tracked``, ``pt_trk``, ``d0``, ``dz`` (w.r.t. the PV), ``d0Err``, ``dzErr``,
-    ``trkChi2``, ``lostInnerHits``, ``details`` (packed track details kept), ``r_prod``.
+    ``trkChi2``, ``lostInnerHits``, ``details`` (packed track details kept), ``r_prod``,
+    ``fit_ok`` (passes the vertex-fit track selection, see ``fit_selection``).
     """
     pt, eta, phi, q = parts["pt"], parts["eta"], parts["phi"], parts["charge"]
     n = len(pt)
@@ -71,6 +85,7 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
         "trkChi2": np.floor(rng.chisquare(8, n) / 8.0 * (1.0 + 2.0 * (r_prod > cfg.pixel_l1_radius))),
         "lostInnerHits": lost_inner_hits(r_prod, z_l1, u[1], cfg),
         "details": pt_trk > cfg.track_details_pt,
+        "fit_ok": fit_selection(pt_trk, u[2], cfg),
     }
 
 
@@ -92,11 +107,13 @@ def reconstruct_vertices(event: np.ndarray, vertex: np.ndarray, good_track: np.n
 
 def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, dz_err: np.ndarray,
                      d0_sig: np.ndarray, vertex_z: np.ndarray, vertex_reco: np.ndarray, n_vertices: np.ndarray,
-                     cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
+                     cfg: DetectorConfig = NOMINAL, fit_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(associated vertex index within the event, -1 for none; pvAssocQuality) per track.
 
     ``z_trk``: measured z of the track at the beam line (cm); ``vertex_z``: flat (as in
-    ``reconstruct_vertices``) true vertex z (cm); ``d0_sig``: |d0| / sigma_d0.
+    ``reconstruct_vertices``) true vertex z (cm); ``d0_sig``: |d0| / sigma_d0; ``fit_ok``: the
+    track passes the vertex-fit selection (all do when None). Tracks in no fit are associated by dz
+    (5 compatible, 1 closest), which is how soft pileup tracks end up in CHS jets.
     """
     off = np.concatenate([[0], np.cumsum(n_vertices)])
     own = off[event] + vertex
@@ -117,17 +134,18 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     sig_own = np.abs(z_trk - vertex_z[own]) / np.maximum(dz_err, 1e-6)
     prompt = d0_sig < 3.0
     in_fit = vertex_reco[own] & prompt & (sig_own < cfg.fit_dz_sig)
+    if fit_ok is not None:
+        in_fit &= fit_ok
     tight = sig_own < cfg.tight_dz_sig
-    pv_compat = (dz_pv < cfg.compat_dz) | (dz_pv / np.maximum(dz_err, 1e-6) < 3.0)
-    near_compat = dz_near < cfg.compat_dz
-    quality = np.select(
-        [in_fit & tight, in_fit, pv_compat & prompt, ~prompt & (dz_pv < 5 * cfg.compat_dz), near_compat, dz_near < 1.0],
-        [Q_FIT_TIGHT, Q_FIT_LOOSE, Q_DZ, Q_BTAG, Q_DZ, Q_OTHER_DZ], Q_NOT_RECO)
-    assoc = np.select([in_fit, pv_compat & prompt, ~prompt & (dz_pv < 5 * cfg.compat_dz), quality >= Q_OTHER_DZ],
-                      [own, off[event], off[event], near], -1)
+    err = np.maximum(dz_err, 1e-6)
+    near_compat = (dz_near < cfg.compat_dz) & (dz_near / err < cfg.compat_dz_sig) & (err < cfg.compat_dz_err)
+    btag = ~prompt & (dz_pv < 5 * cfg.compat_dz)
+    quality = np.select([in_fit & tight, in_fit, near_compat, btag, dz_near < 1.0],
+                        [Q_FIT_TIGHT, Q_FIT_LOOSE, Q_DZ, Q_BTAG, Q_OTHER_DZ], Q_NOT_RECO)
+    assoc = np.select([in_fit, near_compat, btag, quality >= Q_OTHER_DZ], [own, near, off[event], near], -1)
     assoc_local = np.where(assoc >= 0, assoc - off[event], -1)
     return assoc_local.astype(np.int64), quality.astype(np.int32)
 
 
-__all__ = ["track_efficiency", "impact_resolution", "lost_inner_hits", "reconstruct_tracks",
+__all__ = ["track_efficiency", "impact_resolution", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
            "reconstruct_vertices", "associate_tracks"]

@@ -135,3 +135,49 @@ def test_pfcand_table_of_hard_jets(nopu_files, shared_data):
     assert gen["puppiWeight charged = 1"] > 0.9 and 0.3 < gen["pdgId 211"] < 0.7
     table = pfcand_table(nopu_files[0], real, pt_min=30.0, abs_eta_max=2.5)
     assert table.count("\n") == len(gen) + 1
+
+
+def test_tracks_outside_vertex_fits_are_associated_by_dz():
+    """PrimaryVertexAssignment-like: fit -> 7; not in a fit -> 5 when dz-compatible with the closest vertex
+    (small dz error), 1 when only closest, 0 when far from all; PUPPI's fromPV logic on top."""
+    from samples.reconstruction import charged_from_pv
+    from samples.tracking import associate_tracks
+
+    vertex_z = np.array([0.0, 1.0, -2.0])                 # PV and two pileup vertices, all reconstructed
+    n = 6
+    event = np.zeros(n, dtype=np.int64)
+    vertex = np.array([1, 1, 1, 0, 0, 2])
+    z_trk = np.array([1.001, 1.02, 1.02, 0.01, 0.002, 4.0])
+    dz_err = np.array([0.005, 0.01, 0.08, 0.01, 0.005, 0.01])
+    fit_ok = np.array([True, False, False, False, True, False])
+    assoc, q = associate_tracks(event, vertex, z_trk, dz_err, np.zeros(n), vertex_z, np.ones(3, bool),
+                                np.array([3]), fit_ok=fit_ok)
+    assert q.tolist() == [7, 5, 1, 5, 7, 0]
+    assert assoc.tolist() == [1, 1, 1, 0, 0, -1]
+    from_pv = charged_from_pv(np.ones(n, bool), assoc, q, z_trk - vertex_z[0], 0.3)
+    assert from_pv.tolist() == [False, False, False, True, True, False]
+
+
+def test_lost_inner_hits_codes():
+    from samples.detector import NOMINAL
+    from samples.tracking import lost_inner_hits
+
+    u = np.array([0.01, 0.10, 0.20, 0.99, 0.5, 0.5])
+    r = np.array([0.1, 0.1, 0.1, 0.1, 4.0, 10.0])
+    lih = lost_inner_hits(r, np.zeros(6), u, NOMINAL)
+    assert lih.tolist() == [2, 0, 1, -1, 1, 2]
+    many = lost_inner_hits(np.full(100_000, 0.1), np.zeros(100_000), np.random.default_rng(1).random(100_000))
+    assert 0.7 < np.mean(many == -1) < 0.85 and 0.08 < np.mean(many == 0) < 0.12
+
+
+def test_spectrum_weights_reproduce_the_reference_spectrum():
+    from samples.pf_validation import JET_PT_EDGES, spectrum_weight
+
+    rng = np.random.default_rng(4)
+    ref = np.concatenate([rng.uniform(35, 250, 14), rng.uniform(1100, 1600, 20)])
+    own = 30 * np.exp(rng.exponential(1.2, 20_000))
+    w = spectrum_weight(ref, own, JET_PT_EDGES)(own)
+    got = np.histogram(own, JET_PT_EDGES, weights=w)[0] / w.sum()
+    want = np.histogram(ref, JET_PT_EDGES)[0] / len(ref)
+    assert np.allclose(got, want)
+    assert np.all(w[own > JET_PT_EDGES[-1]] == 0)
