@@ -167,14 +167,44 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
                 raise BadInputError(f"{self.path}: input '{coll}' expects {widths[coll]} features per constituent")
 
     def numpy_call(self, globals_flat: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
-        """y_hat (n_jets,) float32 of flat jets: padded per batch, halved on out-of-memory."""
-        from models.data import pad_rows, sort_by_pt
-        from models.inference import predict_in_batches
+        """y_hat (n_jets,) float32 of flat jets: ordered by length, padded per batch, halved on out-of-memory.
+
+        The padded batches are kept (``models.padding.PADDED``) for the next model called on the
+        same inputs with the same caps and batch size, which then runs its inference only.
+        """
+        from models.padding import PADDED, pad_scatter, plan_batches, run_plan, same_inputs
 
         widths = self.input_widths()
         n = len(blocks[1])
-        glob = np.asarray(globals_flat, dtype=np.float32).reshape(n, widths["globals"])
-        flat = {}
+        inputs = tuple(np.asarray(a) for a in (globals_flat,) + blocks)
+        key = (tuple(sorted(widths.items())), tuple(sorted(self.max_len.items())), self.batch_size)
+        if PADDED.key != key or not same_inputs(PADDED.inputs, inputs):
+            flat = self._flat_inputs(widths, n, globals_flat, blocks)
+            plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len)
+            PADDED.reset(key, inputs, flat, plan)
+        flat, plan = PADDED.flat, PADDED.plan
+
+        def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
+            batch = PADDED.batches.get((begin, stop))
+            if batch is None:
+                rows = plan.order[begin:stop]
+                batch = {"globals": flat["globals"][rows]}
+                for coll in COLLECTIONS:
+                    content, offsets, cap = flat[coll]
+                    longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))
+                    length = max(1, min(longest, cap) if cap else longest)
+                    batch[coll], batch[f"{coll}_mask"] = pad_scatter(content, offsets, rows, length)
+                PADDED.store(begin, stop, batch)
+            return batch
+
+        return run_plan(plan, make_batch, self.run_batch, self.batch_size, is_oom=_is_oom)
+
+    def _flat_inputs(self, widths: dict[str, int], n: int, globals_flat: np.ndarray, blocks: tuple) -> dict:
+        """globals (n, G) and per collection (content (N, F) float32, offsets, cap), hardest entries first
+        in a jet that exceeds its cap."""
+        from models.data import sort_by_pt
+
+        flat: dict = {"globals": np.asarray(globals_flat, dtype=np.float32).reshape(n, widths["globals"])}
         for i, coll in enumerate(COLLECTIONS):
             counts = np.asarray(blocks[2 * i + 1], dtype=np.int64)
             offsets = np.zeros(n + 1, dtype=np.int64)
@@ -182,17 +212,9 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
             content = np.asarray(blocks[2 * i], dtype=np.float32).reshape(-1, widths[coll])
             cap = self.max_len.get(coll)
             if cap and counts.max(initial=0) > cap:
-                content = sort_by_pt(content, offsets, 0)
+                content = sort_by_pt(content, offsets, 0, longer_than=cap)
             flat[coll] = (content, offsets, cap)
-
-        def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
-            rows = np.arange(begin, stop)
-            batch = {"globals": glob[begin:stop]}
-            for coll, (content, offsets, cap) in flat.items():
-                batch[coll], batch[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
-            return batch
-
-        return predict_in_batches(n, make_batch, self.run_batch, self.batch_size, is_oom=_is_oom)
+        return flat
 
 
 class _PartitionCall:

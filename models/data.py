@@ -31,11 +31,21 @@ def flatten_collection(values: ak.Array, n_features: int) -> tuple[np.ndarray, n
     return content, offsets
 
 
-def sort_by_pt(content: np.ndarray, offsets: np.ndarray, pt_column: int) -> np.ndarray:
-    """Constituents reordered by decreasing pT within each jet (jets keep their order)."""
+def sort_by_pt(content: np.ndarray, offsets: np.ndarray, pt_column: int, longer_than: int = 0) -> np.ndarray:
+    """Constituents reordered by decreasing pT within each jet (jets keep their order).
+
+    With ``longer_than`` only jets with more entries than that are reordered (the others are
+    padded whole, so their order does not matter); the sort then touches only those jets.
+    """
     counts = np.diff(offsets)
     jet = np.repeat(np.arange(len(counts)), counts)
-    order = np.lexsort((-content[:, pt_column], jet))
+    if longer_than <= 0:
+        return content[np.lexsort((-content[:, pt_column], jet))]
+    rows = np.flatnonzero(counts[jet] > longer_than)
+    if len(rows) == 0:
+        return content
+    order = np.arange(len(content))
+    order[rows] = rows[np.lexsort((-content[rows, pt_column], jet[rows]))]
     return content[order]
 
 
@@ -74,7 +84,7 @@ def pad_batch(features: dict[str, ak.Array | np.ndarray], max_len: dict[str, int
         content, offsets = flatten_collection(values, _n_features(values, coll))
         cap = (max_len or {}).get(coll)
         if cap and np.diff(offsets).max(initial=0) > cap:
-            content = sort_by_pt(content, offsets, 0)
+            content = sort_by_pt(content, offsets, 0, longer_than=cap)
         out[coll], out[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
     return out
 

@@ -109,6 +109,32 @@ def sigma2(pt: ak.Array, deta: ak.Array, dphi: ak.Array) -> ak.Array:
     return ak.where(sw > 0, np.sqrt(np.maximum(lam_min, 0.0)), 0.0)
 
 
+def _jet_sum(values: np.ndarray, jet_of: np.ndarray, n_jets: int) -> np.ndarray:
+    """Per-jet sum of flat float64 ``values`` (entries of jet ``jet_of``), in storage order."""
+    return np.bincount(jet_of, weights=values, minlength=n_jets)
+
+
+def pt_d_flat(pt: np.ndarray, jet_of: np.ndarray, n_jets: int) -> np.ndarray:
+    """``pt_d`` on flat constituents (``jet_of``: the jet of each entry): numpy, no awkward layout."""
+    s1 = _jet_sum(pt, jet_of, n_jets)
+    s2 = _jet_sum(pt * pt, jet_of, n_jets)
+    return np.where(s1 > 0, np.sqrt(s2) / np.where(s1 > 0, s1, 1.0), 0.0)
+
+
+def sigma2_flat(pt: np.ndarray, deta: np.ndarray, dphi: np.ndarray, jet_of: np.ndarray, n_jets: int) -> np.ndarray:
+    """``sigma2`` on flat constituents (``jet_of``: the jet of each entry): numpy, no awkward layout."""
+    w = pt * pt
+    sw = _jet_sum(w, jet_of, n_jets)
+    norm = np.where(sw > 0, sw, 1.0)
+    m_eta = _jet_sum(w * deta, jet_of, n_jets) / norm
+    m_phi = _jet_sum(w * dphi, jet_of, n_jets) / norm
+    a = _jet_sum(w * deta * deta, jet_of, n_jets) / norm - m_eta * m_eta
+    c = _jet_sum(w * dphi * dphi, jet_of, n_jets) / norm - m_phi * m_phi
+    b = _jet_sum(w * deta * dphi, jet_of, n_jets) / norm - m_eta * m_phi
+    lam_min = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
+    return np.where(sw > 0, np.sqrt(np.maximum(lam_min, 0.0)), 0.0)
+
+
 def one_hot(values: np.ndarray, categories: tuple[int, ...]) -> np.ndarray:
     """(n, len(categories)) float32 one-hot of ``values``; a value in no category gives a zero row."""
     values = np.asarray(values)
@@ -237,15 +263,15 @@ def assemble_features(jet: JetTable, charged: Constituents, neutral: Constituent
                          len(FEATURE_NAMES["sv"]))
     out["sv"] = _jagged(sv_matrix, sv.counts)
 
-    # all PF constituents of each jet, for multiplicity, pT_D and sigma2
-    pf_pt = ak.concatenate([ak.unflatten(ch["pt"], charged.counts), ak.unflatten(ne["pt"], neutral.counts)], axis=1)
-    pf_deta = ak.concatenate([ak.unflatten(ch["deta"], charged.counts), ak.unflatten(ne["deta"], neutral.counts)], axis=1)
-    pf_dphi = ak.concatenate([ak.unflatten(ch["dphi"], charged.counts), ak.unflatten(ne["dphi"], neutral.counts)], axis=1)
+    # all PF constituents of each jet, for multiplicity, pT_D and sigma2: flat numpy, charged then neutral
+    n_jets = len(jet.pt_raw)
+    pf_jet = np.concatenate([np.repeat(np.arange(n_jets), charged.counts), np.repeat(np.arange(n_jets), neutral.counts)])
+    pf_pt, pf_deta, pf_dphi = (np.concatenate([ch[k], ne[k]]) for k in ("pt", "deta", "dphi"))
     pt_raw = jet.pt_raw.astype(np.float64)
     globals_ = _stack32([
         pt_raw, np.log(np.maximum(pt_raw, 1e-3)), jet.eta, jet.phi, jet.mass_raw, jet.area, jet.rho, jet.n_pv,
         np.asarray(charged.counts) + np.asarray(neutral.counts),
-        ak.to_numpy(pt_d(pf_pt)), ak.to_numpy(sigma2(pf_pt, pf_deta, pf_dphi)),
+        pt_d_flat(pf_pt, pf_jet, n_jets), sigma2_flat(pf_pt, pf_deta, pf_dphi, pf_jet, n_jets),
     ], len(FEATURE_NAMES["globals"]))
     out["globals"] = ak.from_numpy(globals_, regulararray=True)
     return {k: out[k] for k in ("globals",) + COLLECTIONS}

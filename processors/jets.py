@@ -66,7 +66,8 @@ class JetResponseProcessor(processor.ProcessorABC):
         """Corrected pT (GeV) per correction row, flat like ``flat`` (``select_flat_jets``; NaN: no value).
 
         The baseline is the cached jetmet_tools corrector evaluated on the flat columns; the jet
-        features are built once and shared by every model. Domain counts go to ``cutflow``; a model
+        features are built once and shared by every model, and so are their padded batches
+        (``models.padding``: a second model with the same inputs costs its inference only). Domain counts go to ``cutflow``; a model
         the file cannot feed raises BadInputError, or with ``skip_bad_input`` gives no row and an
         entry in ``skipped``.
         """
@@ -104,6 +105,9 @@ class JetResponseProcessor(processor.ProcessorABC):
                     continue
                 for key, value in tally.items():
                     cutflow[f"{spec.name}_{key}"] = value
+            from models.padding import clear_padded_cache
+
+            clear_padded_cache()  # the padded inputs were shared by this chunk's models only
         return out
 
     def check_file(self, events: ak.Array) -> None:

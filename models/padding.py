@@ -1,0 +1,146 @@
+"""Padded model inputs of flat jets: jets grouped by length, padded once, shared by models.
+
+A chunk's jets differ a lot in size (at pileup 30 most jets have a few constituents, a few
+have 50): padding a batch to its longest jet makes the network run mostly on padding. Here
+the jets are grouped by their (capped) number of constituents into length buckets; each batch pads every collection only to the longest jet of that batch. Padding is a
+scatter of the real entries into a zeroed, preallocated array (no (B, L, F) gather).
+Predictions come back in the jets' original order. Models mask padded entries, so the
+answer does not depend on the padded length (within float rounding of their sums).
+
+The padded batches of the last chunk are kept (``PaddedCache``), so a second model with the
+same inputs, padding caps and batch size costs only its own inference.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+COLLECTIONS = ("charged", "neutral", "sv")
+#: upper edges of the length buckets (total capped constituents of a jet)
+BUCKET_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+#: padded batches kept for the next model only up to this many bytes
+CACHE_BYTES = 512 * 2**20
+
+
+def pad_scatter(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
+                length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Jets ``rows`` of a flat collection padded to ``length``: (B, length, F) float32 and mask (B, length).
+
+    The first ``length`` entries of each jet are kept (``models.data.pad_rows`` semantics); the
+    real entries are scattered into a zeroed array.
+    """
+    start = offsets[rows]
+    counts = np.minimum(offsets[rows + 1] - start, length)
+    n_rows, width = len(rows), content.shape[1]
+    padded = np.zeros((n_rows, length, width), dtype=np.float32)
+    mask = np.zeros((n_rows, length), dtype=np.float32)
+    total = int(counts.sum())
+    if total:
+        local = np.repeat(np.arange(n_rows), counts)
+        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded[local, pos] = content[np.repeat(start, counts) + pos]
+        mask[local, pos] = 1.0
+    return padded, mask
+
+
+@dataclass
+class BatchPlan:
+    """Jets in padding order (``order``) and the length buckets (ranges of that order)."""
+
+    order: np.ndarray
+    buckets: list[tuple[int, int]]
+
+
+def plan_batches(counts: dict[str, np.ndarray], caps: dict[str, int | None]) -> BatchPlan:
+    """Jets bucketed by their total capped constituents (``BUCKET_EDGES``), ordered within a bucket by
+    the capped size of the first collection (so that a bucket cut into batches pads it less)."""
+    capped = [np.minimum(c, caps[coll]) if caps.get(coll) else np.asarray(c) for coll, c in counts.items()]
+    n = len(capped[0])
+    total = np.sum(capped, axis=0) if capped else np.zeros(n, dtype=np.int64)
+    edges = np.asarray(BUCKET_EDGES + (max(int(total.max(initial=0)), BUCKET_EDGES[-1]) + 1,))
+    bucket = np.searchsorted(edges, total, side="left")
+    order = np.lexsort((capped[0], bucket))
+    cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+    bounds = np.concatenate([[0], cuts, [n]]).astype(np.int64)
+    return BatchPlan(order=order, buckets=[(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
+
+
+def run_plan(plan: BatchPlan, make_batch, run_batch, batch_size: int, is_oom) -> np.ndarray:
+    """``run_batch(make_batch(begin, stop))`` over every bucket in batches of at most ``batch_size`` jets;
+    y_hat (n,) float32 in the jets' original order.
+
+    On an error that ``is_oom`` calls out-of-(device-)memory the batch size is halved (and said so
+    on stderr) until the batch fits; any other error is raised.
+    """
+    n = len(plan.order)
+    y_sorted = np.zeros(n, dtype=np.float32)
+    for first, last in plan.buckets:
+        begin = first
+        while begin < last:
+            stop = min(last, begin + batch_size)
+            batch = make_batch(begin, stop)
+            try:
+                y = run_batch(batch)
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
+                if not is_oom(err) or batch_size <= 1:
+                    raise
+                batch_size //= 2
+                print(f"caliber: out of device memory, inference batch size halved to {batch_size}", file=sys.stderr)
+                continue
+            y_sorted[begin:stop] = np.asarray(y).reshape(-1)
+            begin = stop
+    out = np.empty(n, dtype=np.float32)
+    out[plan.order] = y_sorted
+    return out
+
+
+def same_inputs(kept: tuple, arrays: tuple) -> bool:
+    """Whether ``arrays`` are the inputs ``kept``: same shapes and dtypes, and each either the same
+    buffer (the flat feature content: views of the chunk's features) or equal values (the per-jet
+    counts, made anew at each call)."""
+    if len(kept) != len(arrays):
+        return False
+    for a, b in zip(kept, arrays):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.__array_interface__["data"][0] != b.__array_interface__["data"][0] and not np.array_equal(a, b):
+            return False
+    return True
+
+
+@dataclass
+class PaddedCache:
+    """The padded batches of one set of inputs (the last chunk), for the next model on the same inputs.
+
+    ``key`` holds the settings (feature widths, caps, batch size), ``inputs`` the input arrays
+    themselves (``same_inputs``; holding them, their buffers cannot be reused by other arrays while
+    the entry lives); ``flat`` the per-collection flat content, offsets and caps.
+    """
+
+    key: tuple | None = None
+    inputs: tuple = ()
+    flat: dict = field(default_factory=dict)
+    plan: BatchPlan | None = None
+    batches: dict = field(default_factory=dict)
+    nbytes: int = 0
+
+    def reset(self, key: tuple | None = None, inputs: tuple = (), flat: dict | None = None,
+              plan: BatchPlan | None = None) -> None:
+        self.key, self.inputs, self.flat, self.plan, self.batches, self.nbytes = key, inputs, flat or {}, plan, {}, 0
+
+    def store(self, begin: int, stop: int, batch: dict[str, np.ndarray]) -> None:
+        size = sum(v.nbytes for v in batch.values())
+        if self.nbytes + size <= CACHE_BYTES:
+            self.batches[(begin, stop)] = batch
+            self.nbytes += size
+
+
+#: one per process: the padded inputs of the last chunk
+PADDED = PaddedCache()
+
+
+def clear_padded_cache() -> None:
+    """Drop the kept padded batches (their memory) once every model of a chunk has run."""
+    PADDED.reset()
