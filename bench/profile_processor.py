@@ -19,7 +19,7 @@ STEPS = {
     "reading (uproot)": ("uproot/",),
     "JEC (jetmet_tools)": ("jetmet_tools/",),
     "features": ("features.py:jet_features",),
-    "inference": ("backends.py", "inference.py"),
+    "inference (padding + model)": ("models/backends.py", "models/inference.py", "models/padding.py"),
     "histogram filling": ("hist/basehist.py:fill",),
 }
 

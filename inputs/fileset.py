@@ -59,7 +59,7 @@ def load_fileset(specs: list[str], treename: str = "Events") -> dict:
     return fileset
 
 
-#: files checked at the same time by ``check_fileset`` (I/O bound: threads, even on few cores)
+#: remote files checked at the same time by ``check_fileset`` (I/O bound: threads, even on few cores)
 PREFLIGHT_THREADS = 16
 
 
@@ -91,6 +91,38 @@ def inspect_file(path: str, treename: str) -> tuple[str | None, frozenset]:
         return f"cannot be read as ROOT ({type(err).__name__}: {msg[:160]})", frozenset()
 
 
+#: local files below which the pre-check stays in this process (a worker process costs more to start)
+PREFLIGHT_MIN_FILES_PER_PROCESS = 16
+
+
+def preflight_processes(n_files: int, processes: int | None = None) -> int:
+    """Worker processes for checking ``n_files`` local files: ``processes`` when given, else one per
+    usable core, at most one per ``PREFLIGHT_MIN_FILES_PER_PROCESS`` files (1: in this process)."""
+    if processes is not None:
+        return max(1, min(processes, n_files))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, n_files // PREFLIGHT_MIN_FILES_PER_PROCESS))
+
+
+def _inspect_many(items: list[tuple[str, str]]) -> list[tuple[str | None, frozenset]]:
+    return [inspect_file(path, tree) for path, tree in items]
+
+
+def _inspect_in_processes(items: list[tuple[str, str]], processes: int) -> list[tuple[str | None, frozenset]]:
+    """``inspect_file`` of every item in ``processes`` worker processes (forked where this process has
+    not started TensorFlow's threads, else spawned), a few contiguous slices each."""
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "tensorflow" not in sys.modules and "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    n_parts = min(len(items), processes * 4)
+    bounds = [round(i * len(items) / n_parts) for i in range(n_parts + 1)]
+    parts = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context(method)) as pool:
+        return [report for part in pool.map(_inspect_many, parts) for report in part]
+
+
 def check_file(path: str, treename: str) -> str | None:
     """The problem with one input file, or None when it can be read (``inspect_file``)."""
     return inspect_file(path, treename)[0]
@@ -104,8 +136,13 @@ class InputCheck:
     branches: dict[str, frozenset] = field(default_factory=dict)
 
 
-def check_fileset(fileset: dict, skip_bad_files: bool, threads: int = PREFLIGHT_THREADS) -> InputCheck:
-    """Check every file, ``threads`` at a time; raise on the first bad one (fileset order), or drop and list bad ones."""
+def check_fileset(fileset: dict, skip_bad_files: bool, threads: int = PREFLIGHT_THREADS,
+                  processes: int | None = None) -> InputCheck:
+    """Check every file; raise on the first bad one (fileset order), or drop and list bad ones.
+
+    Local files are checked in ``processes`` worker processes (``preflight_processes``: one per core
+    when there are enough files, none for a few), remote ones ``threads`` at a time.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     todo: list[tuple[str, str, str]] = []
@@ -120,11 +157,19 @@ def check_fileset(fileset: dict, skip_bad_files: bool, threads: int = PREFLIGHT_
                 continue
             seen[key] = dataset
             todo.append((dataset, path, tree))
-    if threads > 1 and len(todo) > 1:
-        with ThreadPoolExecutor(max_workers=min(threads, len(todo))) as pool:
-            reports = list(pool.map(lambda item: inspect_file(item[1], item[2]), todo))
+    local = [item for item in todo if "://" not in item[1]]
+    procs = preflight_processes(len(local), processes)
+    if procs > 1:  # local files: uproot's TTree reading holds the GIL, so processes, not threads
+        reports_of = dict(zip(((p, t) for _, p, t in local), _inspect_in_processes([(p, t) for _, p, t in local], procs)))
+        remote = [item for item in todo if "://" in item[1]]
     else:
-        reports = [inspect_file(path, tree) for _, path, tree in todo]
+        reports_of, remote = {}, todo
+    if threads > 1 and len(remote) > 1:  # remote (XRootD, HTTP) files: waiting on the network, threads overlap it
+        with ThreadPoolExecutor(max_workers=min(threads, len(remote))) as pool:
+            reports_of.update(zip(((p, t) for _, p, t in remote), pool.map(lambda item: inspect_file(item[1], item[2]), remote)))
+    else:
+        reports_of.update({(p, t): inspect_file(p, t) for _, p, t in remote})
+    reports = [reports_of[(path, tree)] for _, path, tree in todo]
     good: dict = {}
     branches: dict[str, frozenset] = {}
     for (dataset, path, tree), (problem, keys) in zip(todo, reports):
