@@ -95,7 +95,7 @@ def train_electron_model(args: argparse.Namespace) -> int:
         generic if generic and Path(generic).name.startswith("electron") else None) or ELECTRON_CONFIG_DEFAULT
     cfg = ElectronModelConfig.from_yaml(cfg_path)
     if getattr(args, "epochs", None):
-        cfg.epochs = args.epochs
+        cfg.epochs = cfg.max_epochs = args.epochs
     if getattr(args, "w_mc", None) is not None:
         cfg.w_mc = args.w_mc
     if getattr(args, "w_data", None) is not None:
@@ -103,7 +103,7 @@ def train_electron_model(args: argparse.Namespace) -> int:
     # data-only mode uses MC shards, when given, only for the reference mass of the labels
     mc = load_shards(args.shards_mc, cfg.max_cands) if args.shards_mc else None
     data = load_shards(args.shards_data, cfg.max_cands) if args.shards_data and args.mode != "mc" else None
-    if cfg.steps_per_epoch > 0:  # the fair protocol of the Z->ee study (equal steps, early stopping)
+    if cfg.steps_per_epoch > 0:  # the default: the Z->ee study's protocol and labels (converged rounds)
         from models.train_zee import train_fair as train
     train(args.mode, mc, data, cfg, args.out)
     return 0

@@ -132,7 +132,10 @@ def _train(args) -> int:
             (sidecars / out.with_suffix(".json").name).write_text(out.with_suffix(".json").read_text())
             runs.append({"mode": mode, "seed": seed, "model": str(out), "steps": info["optimiser_steps"],
                          "best_epoch": info["best_epoch"], "labels_converged": info["labels_converged"],
-                         "label_rounds": len(info["label_rounds"]), "seconds": info["train_seconds"],
+                         "label_rounds": sum("move" in r for r in info["label_rounds"]),
+                         "rounds_to_convergence": info.get("rounds_to_convergence"),
+                         "last_move": next((r["move"] for r in reversed(info["label_rounds"]) if "move" in r), None),
+                         "seconds": info["train_seconds"],
                          "n_train": info["n_train"]})
     previous = Path(args.results) / "train.json"
     if previous.exists():  # steps run in several calls (e.g. one mode at a time) add up in one table
@@ -140,11 +143,23 @@ def _train(args) -> int:
         runs = [r for r in json.loads(previous.read_text()).get("runs", []) if (r["mode"], r["seed"]) not in done] + runs
         runs.sort(key=lambda r: (["mc", "data", "simultaneous", "closure"].index(r["mode"])
                                  if r["mode"] in NAMES or r["mode"] == "closure" else 9, r["seed"]))
-    lines = ["| mode | seed | optimiser steps | best epoch | label rounds | labels converged | s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| mode | seed | optimiser steps | best epoch | label rounds | converged | last move | s |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['seed']} | {r['steps']} | {r['best_epoch']} | {r['label_rounds']} | "
-              f"{r['labels_converged']} | {r['seconds']:.0f} |" for r in runs]
-    _write(args, "train", {"config": args.config, "runs": runs}, lines)
+              f"{r['labels_converged']} | {_percent(r.get('last_move'))} | {r['seconds']:.0f} |" for r in runs]
+    labelled = [r for r in runs if r["mode"] != "mc"]
+    summary = {"label_trained": len(labelled), "converged": sum(bool(r["labels_converged"]) for r in labelled),
+               "not_converged": [f"{r['mode']}_s{r['seed']}" for r in labelled if not r["labels_converged"]]}
+    lines += ["", f"Labels converged (< {100 * ElectronModelConfig.from_yaml(args.config).label_tol:.2f}% in every E_T bin) "
+              f"in {summary['converged']} of {summary['label_trained']} label-trained models; not converged: "
+              f"{', '.join(summary['not_converged']) or 'none'}."]
+    _write(args, "train", {"config": args.config, "runs": runs, "convergence": summary}, lines)
     return 0
+
+
+def _percent(x: float | None) -> str:
+    """A fraction as '0.123%' (empty for None)."""
+    return "" if x is None else f"{100 * x:.3f}%"
 
 
 def _corrections(args, test: dict, kind: str, modes) -> dict:

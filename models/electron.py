@@ -49,14 +49,19 @@ class ElectronModelConfig:
     # fair protocol (issue 16): every mode gets max_epochs x steps_per_epoch optimiser steps at most, batches
     # drawn with probability w_kind / N_kind; early stopping on the validation split (patience epochs) once
     # the data labels have converged; label rounds every epochs_per_round epochs until the scale moves less
-    # than label_tol in every E_T bin (or max_label_rounds); steps_per_epoch 0: the old epoch-based loop
-    steps_per_epoch: int = 0
-    max_epochs: int = 24
-    patience: int = 4
+    # than label_tol in every E_T bin (or max_label_rounds, then reported as not converged);
+    # steps_per_epoch 0: the legacy epoch loop of models/train_electrons.py (single reference mass)
+    steps_per_epoch: int = 50
+    max_epochs: int = 36
+    patience: int = 2
     epochs_per_round: int = 2
-    max_label_rounds: int = 8
+    max_label_rounds: int = 14
     label_tol: float = 1e-3
-    lr_decay: float = 1.0  # fair protocol: learning rate x lr_decay per epoch, the same schedule in every mode
+    lr_decay: float = 0.9  # fair protocol: peak learning rate x lr_decay per epoch, the same schedule in every mode
+    lr_floor: float = 0.05  # fair protocol: each cosine cycle (one label round) ends at lr_floor x its peak
+    # fair protocol: Adam keeps an exponential moving average of the weights (this momentum per step) and
+    # the model takes it at the end of every epoch; null: off
+    ema_momentum: float | None = 0.98
     # generator-level E_T-binned label reference (JSON); null: models/configs/zee_label_reference.json
     label_reference: str | None = None
 

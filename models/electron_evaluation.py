@@ -20,6 +20,28 @@ def apply_model(path: str | Path, data: dict, kind: str) -> np.ndarray:
     return np.exp(predict_log_correction(model, data["scalars"], data["cands"], data["mask"], flag))
 
 
+def label_provenance(path: str | Path) -> dict:
+    """How a saved model's data labels were made, from its .json sidecar.
+
+    ``method``: "fixed generator-level reference, converged rounds" (the study's path, labels converged),
+    "fixed generator-level reference, NOT converged", "legacy single reference mass" (the old epoch loop,
+    E_T-biased labels), "MC truth only" or "unknown" (no sidecar).
+    """
+    info_path = Path(path).with_suffix(".json")
+    if not info_path.exists():
+        return {"method": "unknown"}
+    info = json.loads(info_path.read_text())
+    if not info.get("trained_on_data") and info.get("mode") == "mc":
+        return {"method": "MC truth only", "protocol": info.get("protocol", "legacy")}
+    if info.get("protocol") != "fair":
+        return {"method": "legacy single reference mass", "label_reference_mass": info.get("label_reference_mass")}
+    ref = info.get("label_reference") or {}
+    ok = bool(info.get("labels_converged"))
+    return {"method": "fixed generator-level reference, " + ("converged rounds" if ok else "NOT converged"),
+            "reference_sha1": ref.get("sha1"), "rounds_to_convergence": info.get("rounds_to_convergence"),
+            "label_rounds": sum("move" in r for r in info.get("label_rounds", []))}
+
+
 def evaluate(models: dict[str, str], mc: dict | None, data: dict | None, outdir: str | Path, log=print,
              all_pairs: bool = False) -> dict:
     """BW x CB fits of held-out m_ee before/after each model; MC effective IQR of E/E_true; figure + JSON.
@@ -32,7 +54,10 @@ def evaluate(models: dict[str, str], mc: dict | None, data: dict | None, outdir:
     _configure_tf()
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"data": {}, "mc": {}}
+    results: dict = {"data": {}, "mc": {}, "labels": {name: label_provenance(path) for name, path in models.items()}}
+    for name, prov in results["labels"].items():
+        log(f"{name}: labels {prov['method']}" + (f" ({prov['rounds_to_convergence']} rounds)"
+                                                  if prov.get("rounds_to_convergence") else ""))
     masses: dict = {}
     for kind, sample in (("data", data), ("mc", mc)):
         if sample is None:

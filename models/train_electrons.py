@@ -31,7 +31,9 @@ built from its partner. Why it is (nearly) unbiased, and how we keep it so:
 
 Evaluation (``runner.py evaluate-electrons``) lives in ``models.electron_evaluation``.
 
-This epoch-based loop (config ``steps_per_epoch: 0``) is the legacy one: its single reference mass
+The default config (``configs/electron.yaml``, ``steps_per_epoch: 50``) does not come here: it trains with
+``models.train_zee.train_fair``, the method of the Z->ee study. This epoch-based loop (config
+``steps_per_epoch: 0``) is the legacy one: its single reference mass
 leaves an E_T-dependent label bias and its steering follows the unconverged MC. A config with
 ``steps_per_epoch > 0`` (``configs/electron_study.yaml``) trains with ``models.train_zee``: equal
 optimiser steps, early stopping, E_T-binned generator-level reference (``models.zee_labels``).

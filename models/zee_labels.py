@@ -90,13 +90,23 @@ def data_targets(e_raw: np.ndarray, corr: np.ndarray, label: np.ndarray) -> np.n
     return 0.5 * (np.log(label / e_raw) + np.log(corr))
 
 
-def label_change(previous: np.ndarray, current: np.ndarray, et: np.ndarray,
-                 edges=CHECK_ET_EDGES) -> float:
-    """Largest |median log(current / previous)| over E_T bins: how far a label round moved the scale."""
+def label_moves(previous: np.ndarray, current: np.ndarray, et: np.ndarray, edges=CHECK_ET_EDGES,
+                min_count: int = 20) -> dict[str, float]:
+    """median log(current / previous) per E_T bin (GeV edges), signed: how far a label round moved the scale.
+
+    Bins with fewer than ``min_count`` electrons are left out.
+    """
     d = np.log(current / previous)
     idx = np.digitize(et, edges) - 1
-    moves = [abs(float(np.median(d[idx == b]))) for b in range(len(edges) - 1) if (idx == b).sum() >= 20]
-    return max(moves) if moves else 0.0
+    return {f"{edges[b]:.0f}-{edges[b + 1]:.0f}": float(np.median(d[idx == b]))
+            for b in range(len(edges) - 1) if (idx == b).sum() >= min_count}
+
+
+def label_change(previous: np.ndarray, current: np.ndarray, et: np.ndarray,
+                 edges=CHECK_ET_EDGES) -> float:
+    """Largest |median log(current / previous)| over E_T bins (0 when no bin is populated)."""
+    moves = label_moves(previous, current, et, edges)
+    return max(abs(v) for v in moves.values()) if moves else 0.0
 
 
 def iterate_labels(data: dict, fit: Callable[[np.ndarray, np.ndarray], np.ndarray], table: dict | None,
