@@ -180,7 +180,7 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
         key = (tuple(sorted(widths.items())), tuple(sorted(self.max_len.items())), self.batch_size)
         if PADDED.key != key or not same_inputs(PADDED.inputs, inputs):
             flat = self._flat_inputs(widths, n, globals_flat, blocks)
-            plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len)
+            plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
             PADDED.reset(key, inputs, flat, plan)
         flat, plan = PADDED.flat, PADDED.plan
 

@@ -2,7 +2,7 @@
 
 A chunk's jets differ a lot in size (at pileup 30 most jets have a few constituents, a few
 have 50): padding a batch to its longest jet makes the network run mostly on padding. Here
-the jets are grouped by their (capped) number of constituents into length buckets; each batch pads every collection only to the longest jet of that batch. Padding is a
+the jets are grouped by their (capped) numbers of constituents (``plan_batches``); each batch pads every collection only to the longest jet of that batch. Padding is a
 scatter of the real entries into a zeroed, preallocated array (no (B, L, F) gather).
 Predictions come back in the jets' original order. Models mask padded entries, so the
 answer does not depend on the padded length (within float rounding of their sums).
@@ -20,6 +20,8 @@ import numpy as np
 COLLECTIONS = ("charged", "neutral", "sv")
 #: upper edges of the length buckets (total capped constituents of a jet)
 BUCKET_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+#: the cost of one model call, in padded entries (~1 ms of TensorFlow call overhead on a CPU core)
+CALL_COST = 4000
 #: padded batches kept for the next model only up to this many bytes
 CACHE_BYTES = 512 * 2**20
 
@@ -53,18 +55,70 @@ class BatchPlan:
     buckets: list[tuple[int, int]]
 
 
-def plan_batches(counts: dict[str, np.ndarray], caps: dict[str, int | None]) -> BatchPlan:
-    """Jets bucketed by their total capped constituents (``BUCKET_EDGES``), ordered within a bucket by
-    the capped size of the first collection (so that a bucket cut into batches pads it less)."""
-    capped = [np.minimum(c, caps[coll]) if caps.get(coll) else np.asarray(c) for coll, c in counts.items()]
-    n = len(capped[0])
-    total = np.sum(capped, axis=0) if capped else np.zeros(n, dtype=np.int64)
-    edges = np.asarray(BUCKET_EDGES + (max(int(total.max(initial=0)), BUCKET_EDGES[-1]) + 1,))
-    bucket = np.searchsorted(edges, total, side="left")
-    order = np.lexsort((capped[0], bucket))
-    cuts = np.flatnonzero(np.diff(bucket[order])) + 1
+def plan_batches(counts: dict[str, np.ndarray], caps: dict[str, int | None], batch_size: int = 4096,
+                 call_cost: int = CALL_COST) -> BatchPlan:
+    """Jets grouped so that padding and calls cost little: a group pads each collection to its longest jet.
+
+    Jets start in groups of equal (``BUCKET_EDGES``) size class per collection; then the two groups whose
+    merging saves the most are merged, while merging saves: the cost of a group is its padded entries
+    (rows x sum of its padded lengths) plus ``call_cost`` entries per model call (a call per
+    ``batch_size`` rows). Within a group jets are ordered by total size (batches of a big group pad less).
+    """
+    capped = [np.minimum(c, caps[coll]) if caps.get(coll) else np.asarray(c, dtype=np.int64)
+              for coll, c in counts.items()]
+    n = len(capped[0]) if capped else 0
+    if n == 0:
+        return BatchPlan(order=np.zeros(0, dtype=np.int64), buckets=[])
+    edges = np.asarray(BUCKET_EDGES)
+    key = np.zeros(n, dtype=np.int64)
+    for c in capped:
+        key = key * (len(edges) + 2) + np.searchsorted(edges, c, side="left")
+    _, group_of = np.unique(key, return_inverse=True)
+    group_of = group_of.reshape(-1)
+    n_groups = int(group_of.max()) + 1
+    rows = np.bincount(group_of, minlength=n_groups).astype(np.float64)
+    by_group = np.argsort(group_of, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(rows[:-1])]).astype(np.int64)
+    longest = np.maximum(np.stack([np.maximum.reduceat(c[by_group], starts) for c in capped], axis=1), 1).astype(np.float64)
+    parent = _merge_groups(rows, longest, batch_size, call_cost)
+    final = parent[group_of]
+    total = np.sum(capped, axis=0)
+    order = np.lexsort((total, final))
+    cuts = np.flatnonzero(np.diff(final[order])) + 1
     bounds = np.concatenate([[0], cuts, [n]]).astype(np.int64)
     return BatchPlan(order=order, buckets=[(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a])
+
+
+def _merge_groups(rows: np.ndarray, longest: np.ndarray, batch_size: int, call_cost: int) -> np.ndarray:
+    """Greedy merging of groups (rows, per-collection longest) while it lowers the cost; the final
+    group of each starting group."""
+    n_groups = len(rows)
+    parent = np.arange(n_groups)
+
+    def cost(r, width):
+        return r * width + call_cost * np.ceil(r / batch_size)
+
+    alone = cost(rows, longest.sum(axis=1))
+    gain = (alone[:, None] + alone[None, :]
+            - cost(rows[:, None] + rows[None, :], np.maximum(longest[:, None, :], longest[None, :, :]).sum(axis=-1)))
+    np.fill_diagonal(gain, -np.inf)
+    alive = np.ones(n_groups, dtype=bool)
+    while n_groups > 1:
+        a, b = divmod(int(np.argmax(gain)), len(rows))
+        if not gain[a, b] > 0:
+            break
+        rows[a] += rows[b]
+        longest[a] = np.maximum(longest[a], longest[b])
+        alone[a] = cost(rows[a], longest[a].sum())
+        parent[parent == b] = a
+        alive[b] = False
+        gain[b, :] = gain[:, b] = -np.inf
+        row = alone[a] + alone - cost(rows[a] + rows, np.maximum(longest[a], longest).sum(axis=1))
+        row[~alive] = -np.inf
+        row[a] = -np.inf
+        gain[a, :] = gain[:, a] = row
+        n_groups -= 1
+    return parent
 
 
 def run_plan(plan: BatchPlan, make_batch, run_batch, batch_size: int, is_oom) -> np.ndarray:
