@@ -75,7 +75,7 @@ def pf_numbers(files: list[str]) -> dict:
 def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> dict:
     """Jet-constituent PFCands distributions of a file: pvAssocQuality, lostInnerHits (charged),
     puppiWeight (charged, neutral), pdgId mix and candidates per jet, for jets with raw pT > ``pt_min`` (GeV)
-    and |eta| < ``abs_eta_max``; ``*_jet_pt`` give each entry's jet raw pT, ``jet_pt`` every selected jet's."""
+    and |eta| < ``abs_eta_max``; ``*_jet`` give each entry's jet (index into ``jet_pt``, the selected jets' raw pT)."""
     import awkward as ak
     import uproot
 
@@ -88,18 +88,24 @@ def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.
     idx = a["JetPFCands_pFCandsIdx"][keep]
     f = {k: ak.to_numpy(ak.flatten(a[f"PFCands_{k}"][idx])) for k in
          ("pvAssocQuality", "lostInnerHits", "puppiWeight", "pdgId", "charge")}
-    cand_jet_pt = ak.to_numpy(ak.flatten(raw[a["JetPFCands_jetIdx"][keep]])).astype(float)
+    flat_jets = ak.to_numpy(ak.flatten(jets))
+    rank = np.cumsum(flat_jets) - 1                                  # index among the selected jets
+    offset = np.concatenate([[0], np.cumsum(ak.to_numpy(ak.num(jets)))])[:-1]
+    jet_idx = a["JetPFCands_jetIdx"][keep]
+    cand_jet = rank[ak.to_numpy(ak.flatten(jet_idx + offset))] if len(flat_jets) else np.zeros(0, np.int64)
     ch = f["charge"] != 0
     return {"pvAssocQuality": f["pvAssocQuality"][ch], "lostInnerHits": f["lostInnerHits"][ch],
             "puppiWeight_charged": f["puppiWeight"][ch], "puppiWeight_neutral": f["puppiWeight"][~ch],
-            "pdgId": np.abs(f["pdgId"]), "charged_jet_pt": cand_jet_pt[ch], "neutral_jet_pt": cand_jet_pt[~ch],
-            "pdgId_jet_pt": cand_jet_pt, "jet_pt": ak.to_numpy(ak.flatten(raw[jets])).astype(float),
+            "pdgId": np.abs(f["pdgId"]), "charged_jet": cand_jet[ch], "neutral_jet": cand_jet[~ch],
+            "pdgId_jet": cand_jet, "jet_pt": ak.to_numpy(ak.flatten(raw[jets])).astype(float),
             "per_jet": len(f["pdgId"]) / max(int(ak.sum(jets)), 1)}
 
 
 def merge_distributions(dists: list[dict]) -> dict:
-    """One ``pfcand_distributions`` dict from several files' (per-jet count re-averaged)."""
-    out = {k: np.concatenate([d[k] for d in dists]) for k in dists[0] if k != "per_jet"}
+    """One ``pfcand_distributions`` dict from several files' (jet indices shifted, per-jet count re-averaged)."""
+    shift = np.cumsum([0] + [len(d["jet_pt"]) for d in dists])
+    out = {k: np.concatenate([d[k] + (s if k.endswith("_jet") else 0) for d, s in zip(dists, shift)])
+           for k in dists[0] if k != "per_jet"}
     out["per_jet"] = len(out["pdgId"]) / max(len(out["jet_pt"]), 1)
     return out
 
@@ -148,14 +154,15 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     paths += save_figure(fig, out / "pf_response_vs_nh_fraction")
     gen = merge_distributions([pfcand_distributions(f, 30.0, 2.5) for f in files])
     real = pfcand_distributions(str(REAL_PFNANO), 30.0, 2.5) if REAL_PFNANO.exists() else None
-    weight = spectrum_weight(real["jet_pt"], gen["jet_pt"], JET_PT_EDGES) if real is not None else None
+    jet_w = (spectrum_weight(real["jet_pt"], gen["jet_pt"], JET_PT_EDGES)(gen["jet_pt"]) if real is not None
+             else np.ones(len(gen["jet_pt"])))
     owner = {"pvAssocQuality": "charged", "lostInnerHits": "charged", "puppiWeight_charged": "charged",
              "puppiWeight_neutral": "neutral", "pdgId": "pdgId"}
     for key, bins in (("pvAssocQuality", np.arange(-0.5, 8.5)), ("lostInnerHits", np.arange(-1.5, 3.5)),
                       ("puppiWeight_charged", np.linspace(0, 1, 21)), ("puppiWeight_neutral", np.linspace(0, 1, 21)),
                       ("pdgId", np.array([0, 1.5, 2.5, 12, 14, 30, 140, 300]))):
         fig, ax = plt.subplots()
-        w = weight(gen[f"{owner[key]}_jet_pt"]) if weight else None
+        w = jet_w[gen[f"{owner[key]}_jet"]]
         ax.hist(gen[key], bins, weights=w, histtype="step", density=True, label="generated (real jet-pT spectrum)")
         if real is not None:
             ax.hist(real[key], bins, histtype="step", density=True, label=f"real PFNano ({len(real['jet_pt'])} jets)")
@@ -168,7 +175,8 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     return paths
 
 
-__all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions", "pfcand_table", "spectrum_weight"]
+__all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions", "pfcand_table", "spectrum_weight",
+           "bootstrap_spread", "merge_distributions"]
 
 
 def save_figure(fig, stem: Path) -> list[str]:
@@ -182,28 +190,38 @@ def save_figure(fig, stem: Path) -> list[str]:
     return out
 
 
-def pfcand_summary(dist: dict, jet_weight=None) -> dict[str, float]:
+def pfcand_summary(dist: dict, jet_weights: np.ndarray | None = None) -> dict[str, float]:
     """Fractions that characterise the jet-constituent PFCands of ``pfcand_distributions``; with
-    ``jet_weight`` (a function of the jet raw pT, see ``spectrum_weight``) every entry counts with its jet's weight."""
-    def w(key: str) -> np.ndarray:
-        return np.ones(len(dist[f"{key}_jet_pt"])) if jet_weight is None else jet_weight(dist[f"{key}_jet_pt"])
+    ``jet_weights`` (one per selected jet, e.g. from ``spectrum_weight``) every entry counts with its jet's weight."""
+    jw = np.ones(len(dist["jet_pt"])) if jet_weights is None else np.asarray(jet_weights, dtype=float)
 
-    def frac(sel, weights) -> float:
-        return float(np.sum(weights * sel) / np.sum(weights)) if np.sum(weights) > 0 else float("nan")
+    def frac(sel, owner: str) -> float:
+        w = jw[dist[f"{owner}_jet"]]
+        return float(np.sum(w * sel) / np.sum(w)) if np.sum(w) > 0 else float("nan")
 
     q, lih = dist["pvAssocQuality"], dist["lostInnerHits"]
     wc, wn, pid = dist["puppiWeight_charged"], dist["puppiWeight_neutral"], dist["pdgId"]
-    w_ch, w_ne, w_all = w("charged"), w("neutral"), w("pdgId")
-    row = {f"pvAssocQuality={v}": frac(q == v, w_ch) for v in (0, 1, 4, 5, 6, 7)}
-    row.update({f"lostInnerHits={v}": frac(lih == v, w_ch) for v in (-1, 0, 1, 2)})
-    row.update({"puppiWeight charged = 0": frac(wc < 0.01, w_ch), "puppiWeight charged = 1": frac(wc > 0.99, w_ch),
-                "puppiWeight neutral < 0.5": frac(wn < 0.5, w_ne), "puppiWeight neutral = 1": frac(wn > 0.99, w_ne)})
-    row.update({f"pdgId {name}": frac(np.isin(pid, codes), w_all) for name, codes in
+    row = {f"pvAssocQuality={v}": frac(q == v, "charged") for v in (0, 1, 4, 5, 6, 7)}
+    row.update({f"lostInnerHits={v}": frac(lih == v, "charged") for v in (-1, 0, 1, 2)})
+    row.update({"puppiWeight charged = 0": frac(wc < 0.01, "charged"),
+                "puppiWeight charged = 1": frac(wc > 0.99, "charged"),
+                "puppiWeight neutral < 0.5": frac(wn < 0.5, "neutral"),
+                "puppiWeight neutral = 1": frac(wn > 0.99, "neutral")})
+    row.update({f"pdgId {name}": frac(np.isin(pid, codes), "pdgId") for name, codes in
                 (("211", (211,)), ("22", (22,)), ("130", (130,)), ("1,2 (HF)", (1, 2)), ("11", (11,)),
                  ("13", (13,)))})
-    w_jet = np.ones(len(dist["jet_pt"])) if jet_weight is None else jet_weight(dist["jet_pt"])
-    row["candidates per jet"] = float(np.sum(w_all) / np.sum(w_jet)) if np.sum(w_jet) > 0 else float("nan")
+    n_cand = np.sum(jw[dist["pdgId_jet"]])
+    row["candidates per jet"] = float(n_cand / np.sum(jw)) if np.sum(jw) > 0 else float("nan")
     return row
+
+
+def bootstrap_spread(dist: dict, n_boot: int = 300, seed: int = 1) -> dict[str, float]:
+    """Standard deviation of every ``pfcand_summary`` value over jet bootstrap replicas (the statistical
+    uncertainty of a small sample such as the real file's 34 jets)."""
+    rng = np.random.default_rng(seed)
+    nj = len(dist["jet_pt"])
+    reps = [pfcand_summary(dist, np.bincount(rng.integers(0, nj, nj), minlength=nj)) for _ in range(n_boot)]
+    return {k: float(np.nanstd([r[k] for r in reps])) for k in reps[0]}
 
 
 JET_PT_EDGES = np.array([30.0, 60.0, 120.0, 300.0, 1000.0, 1300.0, 1700.0])
@@ -211,15 +229,18 @@ JET_PT_EDGES = np.array([30.0, 60.0, 120.0, 300.0, 1000.0, 1300.0, 1700.0])
 
 def pfcand_table(generated: str | list[str], real: str, pt_min: float = 0.0, abs_eta_max: float = 5.0,
                  match_spectrum: bool = False, edges: np.ndarray = JET_PT_EDGES) -> str:
-    """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection); with
-    ``match_spectrum`` the generated jets are weighted to the real jets' raw-pT spectrum in ``edges`` (GeV)."""
+    """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection) with the real
+    values' jet-bootstrap uncertainty and the difference in units of it; with ``match_spectrum`` the generated
+    jets are weighted to the real jets' raw-pT spectrum in ``edges`` (GeV)."""
     files = [generated] if isinstance(generated, str) else list(generated)
     gd = merge_distributions([pfcand_distributions(f, pt_min, abs_eta_max) for f in files])
     rd = pfcand_distributions(real, pt_min, abs_eta_max)
-    weight = spectrum_weight(rd["jet_pt"], gd["jet_pt"], edges) if match_spectrum else None
-    g, r = pfcand_summary(gd, weight), pfcand_summary(rd)
-    n_gen = int(np.count_nonzero(weight(gd["jet_pt"]))) if weight else len(gd["jet_pt"])
-    lines = [f"| quantity (jet constituents) | generated ({n_gen} jets) | real PFNano ({len(rd['jet_pt'])} jets) |",
-             "|---|---|---|"]
-    lines += [f"| {k} | {g[k]:.3f} | {r[k]:.3f} |" for k in g]
+    weights = spectrum_weight(rd["jet_pt"], gd["jet_pt"], edges)(gd["jet_pt"]) if match_spectrum else None
+    g, r, err = pfcand_summary(gd, weights), pfcand_summary(rd), bootstrap_spread(rd)
+    n_gen = int(np.count_nonzero(weights)) if weights is not None else len(gd["jet_pt"])
+    lines = [f"| quantity (jet constituents) | generated ({n_gen} jets) | real PFNano ({len(rd['jet_pt'])} jets) "
+             "| (gen - real) / error |", "|---|---|---|---|"]
+    for k in g:
+        pull = (g[k] - r[k]) / err[k] if err[k] > 0 else float("nan")
+        lines.append(f"| {k} | {g[k]:.3f} | {r[k]:.3f} ± {err[k]:.3f} | {pull:+.1f} |")
     return "\n".join(lines)

@@ -139,7 +139,7 @@ def test_pfcands_of_pileup_jets_like_real_pfnano(pu_sample, shared_data):
 
     real = pfcand_distributions(str(shared_data / "cms" / "pfnano.root"), 30.0, 2.5)
     gen = merge_distributions([pfcand_distributions(f, 30.0, 2.5) for f in pu_sample])
-    g = pfcand_summary(gen, spectrum_weight(real["jet_pt"], gen["jet_pt"], JET_PT_EDGES))
+    g = pfcand_summary(gen, spectrum_weight(real["jet_pt"], gen["jet_pt"], JET_PT_EDGES)(gen["jet_pt"]))
     r = pfcand_summary(real)
     for key in ("puppiWeight charged = 0", "pvAssocQuality=7", "pdgId 211", "pdgId 22", "lostInnerHits=-1"):
         assert abs(g[key] - r[key]) < 0.15, (key, g[key], r[key])
