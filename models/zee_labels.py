@@ -115,8 +115,8 @@ def iterate_labels(data: dict, fit: Callable[[np.ndarray, np.ndarray], np.ndarra
     """Label rounds with a generic regressor until converged; returns (corrections, per-round log).
 
     ``fit(targets, ok)`` trains on log targets (where ``ok``) and returns the new multiplicative
-    corrections of every electron. Used by the closure test with a binned regressor; the network
-    training (``models.train_electrons``) runs the same rounds interleaved with its epochs.
+    corrections of every electron. Used by the label-algebra test with a regressor of known shape; the
+    network training (``models.train_zee``) runs the same rounds, one learning-rate cycle each.
     """
     corr = np.ones(len(data["e_raw"]))
     rounds = []
@@ -134,23 +134,6 @@ def iterate_labels(data: dict, fit: Callable[[np.ndarray, np.ndarray], np.ndarra
         if change < tol:
             break
     return corr, rounds
-
-
-def binned_regressor(et: np.ndarray, abs_eta: np.ndarray, et_edges=CHECK_ET_EDGES,
-                     eta_edges=(0.0, 0.8, 1.4442, 2.0, 2.5)) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A regressor on fixed (raw E_T, |eta|) bins: predicts the median target of each bin (for closure tests)."""
-    ie = np.clip(np.digitize(et, et_edges) - 1, 0, len(et_edges) - 2)
-    ia = np.clip(np.digitize(abs_eta, eta_edges) - 1, 0, len(eta_edges) - 2)
-    cell = ie * len(eta_edges) + ia
-
-    def fit(y: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(y))
-        for c in np.unique(cell):
-            sel = (cell == c) & ok
-            out[cell == c] = np.median(y[sel]) if sel.sum() else 0.0
-        return np.exp(out)
-
-    return fit
 
 
 def generator_acceptance(g: dict, min_pt: float = 15.0) -> np.ndarray:
