@@ -12,15 +12,16 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V2_MC.yaml"
+DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V3_MC.yaml"
 SHIPPED_MODEL = ROOT / "models" / "trained" / "deepsets_lite.keras"
 
 
 def default_fileset(cache: Path, workers: int) -> Path:
     """Write the fileset JSON of the cached default sample (generated on first use)."""
     from samples.default import default_sample
+    from samples.detector import DETECTOR_VERSION
 
-    fileset = default_sample(cache_dir=str(cache / "samples" / "default_pf"), workers=workers)
+    fileset = default_sample(cache_dir=str(cache / "samples" / f"default_{DETECTOR_VERSION}"), workers=workers)
     path = cache / "samples" / "default_fileset.json"
     path.write_text(json.dumps(fileset, indent=1))
     return path
