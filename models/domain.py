@@ -47,17 +47,36 @@ def feature_bounds(manifest: dict, coll: str) -> tuple[np.ndarray, np.ndarray]:
     return np.where(unused, -np.inf, lo), np.where(unused, np.inf, hi)
 
 
+def _float32_bounds(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 bounds with the same answer for float32 values: x < lo32 <=> x < lo, x > hi32 <=> x > hi
+    (lo rounded up, hi rounded down to the nearest float32), so float32 features need no float64 copy."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    with np.errstate(over="ignore"):
+        lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
+    lo32 = np.where(lo32.astype(np.float64) < lo, np.nextafter(lo32, np.float32(np.inf)), lo32)
+    hi32 = np.where(hi32.astype(np.float64) > hi, np.nextafter(hi32, np.float32(-np.inf)), hi32)
+    return lo32.astype(np.float32), hi32.astype(np.float32)
+
+
+def _rows_outside(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Bool per row of ``values`` (n, F): any value below ``lo`` or above ``hi`` (float32 compared exactly)."""
+    if values.dtype == np.float32:
+        lo, hi = _float32_bounds(lo, hi)
+    else:
+        values = np.asarray(values, np.float64)
+    return np.any((values < lo) | (values > hi), axis=1)
+
+
 def out_of_domain(features: dict[str, ak.Array], manifest: dict) -> np.ndarray:
     """Bool per jet: any used input far outside the training range (module docstring)."""
-    glob = np.asarray(ak.to_numpy(features["globals"]), np.float64)
-    lo, hi = feature_bounds(manifest, "globals")
-    bad = np.any((glob < lo) | (glob > hi), axis=1)
+    glob = np.asarray(ak.to_numpy(features["globals"]))
+    bad = _rows_outside(glob, *feature_bounds(manifest, "globals"))
     for coll in BLOCKS[1:]:
         values = features[coll]
         counts = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
         lo, hi = feature_bounds(manifest, coll)
-        flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None)), np.float64).reshape(int(counts.sum()), len(lo))
-        row_bad = np.any((flat < lo) | (flat > hi), axis=1)
+        flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None))).reshape(int(counts.sum()), len(lo))
+        row_bad = _rows_outside(flat, lo, hi)
         jet_of = np.repeat(np.arange(len(counts)), counts)
         bad |= np.bincount(jet_of[row_bad], minlength=len(counts)).astype(bool)
     return bad

@@ -40,10 +40,10 @@ def pad_scatter(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
     mask = np.zeros((n_rows, length), dtype=np.float32)
     total = int(counts.sum())
     if total:
-        local = np.repeat(np.arange(n_rows), counts)
         pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        padded[local, pos] = content[np.repeat(start, counts) + pos]
-        mask[local, pos] = 1.0
+        dest = np.repeat(np.arange(n_rows) * length, counts) + pos  # flat (row, position) of each entry
+        padded.reshape(n_rows * length, width)[dest] = content[np.repeat(start, counts) + pos]
+        mask.reshape(-1)[dest] = 1.0
     return padded, mask
 
 

@@ -213,7 +213,9 @@ def _stack32(columns: list[np.ndarray], n_features: int) -> np.ndarray:
         i += width
     if i != n_features:
         raise ValueError(f"{i} feature columns for {n_features} names")
-    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    if not np.isfinite(out).all():
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out
 
 
 def _jagged(matrix: np.ndarray, counts: np.ndarray) -> ak.Array:

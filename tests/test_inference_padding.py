@@ -131,3 +131,23 @@ def test_second_model_on_the_same_features_reuses_the_padding(shipped_wrapper, m
     monkeypatch.undo()
     padding.clear_padded_cache()
     assert padding.PADDED.key is None and not padding.PADDED.batches
+
+
+def test_out_of_domain_float32_bounds_give_the_float64_answer():
+    """float32 features compared with float32-rounded bounds: the same rows flagged as in float64."""
+    from models.domain import _float32_bounds, _rows_outside
+
+    rng = np.random.default_rng(11)
+    lo = np.array([0.1, -1e40, -np.inf, 1 / 3, 5.0], np.float64)
+    hi = np.array([0.7, 1e40, np.inf, 2 / 3, 1e39], np.float64)
+    lo32, hi32 = _float32_bounds(lo, hi)
+    near = np.array([np.nextafter(np.float32(b), np.float32(d)) for b in (*lo[[0, 3]], *hi[[0, 3]])
+                     for d in (-np.inf, np.inf)] + [np.float32(b) for b in (*lo[[0, 3]], *hi[[0, 3]])], np.float32)
+    values = rng.normal(0.4, 0.5, (400, 5)).astype(np.float32)
+    values[:len(near), 0] = near
+    values[:len(near), 3] = near
+    values[-3:] = [[np.nan] * 5, [np.inf] * 5, [-np.inf] * 5]
+    want = np.any((values.astype(np.float64) < lo) | (values.astype(np.float64) > hi), axis=1)
+    np.testing.assert_array_equal(_rows_outside(values, lo, hi), want)
+    np.testing.assert_array_equal(_rows_outside(values.astype(np.float64), lo, hi), want)
+    assert lo32.dtype == hi32.dtype == np.float32
