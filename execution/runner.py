@@ -171,6 +171,24 @@ def with_tree_names(fileset: dict, treename: str) -> dict:
     return out
 
 
+def prefill_metadata(cache, fileset: dict) -> int:
+    """Put what the pre-check read of each file (entries, uuid: ``inputs.fileset.known_file_metadata``)
+    into coffea's metadata cache, so its preprocessing does not open those files again; how many."""
+    from coffea.processor.executor import FileMeta
+
+    from inputs.fileset import known_file_metadata
+
+    n = 0
+    for dataset, entry in fileset.items():
+        user = entry.get("metadata") or {}
+        for path, tree in entry["files"].items():
+            facts = known_file_metadata(path, tree)
+            if facts is not None:
+                cache[FileMeta(dataset, path, tree, None)] = {**user, **facts}
+                n += 1
+    return n
+
+
 def validate_sizes(chunksize: int, max_chunks: int | None, workers: int) -> None:
     """One-line errors for sizes that must be positive (before any work)."""
     if chunksize is None or chunksize < 1:
@@ -218,7 +236,9 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                chunks = list(runner.preprocess(with_tree_names(fileset, treename), treename=None))
+                named = with_tree_names(fileset, treename)
+                prefill_metadata(runner.metadata_cache, named)
+                chunks = list(runner.preprocess(named, treename=None))
                 started = time.perf_counter()
                 result = runner(chunks, proc, treename=treename)
                 processing_seconds = time.perf_counter() - started

@@ -63,8 +63,9 @@ def load_fileset(specs: list[str], treename: str = "Events") -> dict:
 PREFLIGHT_THREADS = 16
 
 
-def inspect_file(path: str, treename: str) -> tuple[str | None, frozenset]:
-    """(the problem with one input file or None, the branch names of its tree).
+def inspect_file(path: str, treename: str) -> tuple[str | None, frozenset, dict | None]:
+    """(the problem with one input file or None, the branch names of its tree, what coffea's
+    preprocessing would read: ``numentries`` and the file's ``uuid``, with the file's ``stat``).
 
     Opens the file, finds the tree and reads the last basket of its first branch,
     which catches missing files, files that are not ROOT, missing trees and most truncations.
@@ -72,23 +73,50 @@ def inspect_file(path: str, treename: str) -> tuple[str | None, frozenset]:
     import uproot
 
     if "://" not in path and not os.path.exists(path):
-        return "file does not exist", frozenset()
+        return "file does not exist", frozenset(), None
     try:
         with uproot.open(path) as f:
             if treename not in f:
                 keys = ", ".join(sorted({k.split(";")[0] for k in f.keys()})) or "none"
-                return f"no '{treename}' tree (keys: {keys})", frozenset()
+                return f"no '{treename}' tree (keys: {keys})", frozenset(), None
             tree = f[treename]
             if not hasattr(tree, "num_entries"):
-                return f"'{treename}' is not a TTree", frozenset()
+                return f"'{treename}' is not a TTree", frozenset(), None
             n = tree.num_entries
             if n > 0 and len(tree.branches):
                 branch = tree.branches[0]
                 branch.array(entry_start=max(0, n - 1), entry_stop=n, library="np")
-            return None, frozenset(tree.keys())
+            facts = {"numentries": n, "uuid": f.file.fUUID, "stat": _stat(path)}
+            return None, frozenset(tree.keys()), facts
     except Exception as err:  # uproot raises many kinds for damaged files
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return f"cannot be read as ROOT ({type(err).__name__}: {msg[:160]})", frozenset()
+        return f"cannot be read as ROOT ({type(err).__name__}: {msg[:160]})", frozenset(), None
+
+
+def _stat(path: str) -> tuple | None:
+    """(size, mtime in ns) of a local file, None for a remote one."""
+    if "://" in path:
+        return None
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+#: what the pre-check learned of each good file, by (path, tree): coffea's preprocessing reuses it
+FILE_FACTS: dict[tuple[str, str], dict] = {}
+
+
+def known_file_metadata(path: str, treename: str) -> dict | None:
+    """``{"numentries", "uuid"}`` of a file the pre-check of this process read, if the file has not
+    changed since (same size and modification time; remote files: as read); else None."""
+    facts = FILE_FACTS.get((path, treename))
+    if facts is None:
+        return None
+    try:
+        if facts["stat"] != _stat(path):
+            return None
+    except OSError:
+        return None
+    return {"numentries": facts["numentries"], "uuid": facts["uuid"]}
 
 
 #: local files below which the pre-check stays in this process (a worker process costs more to start)
@@ -104,11 +132,11 @@ def preflight_processes(n_files: int, processes: int | None = None) -> int:
     return max(1, min(cores, n_files // PREFLIGHT_MIN_FILES_PER_PROCESS))
 
 
-def _inspect_many(items: list[tuple[str, str]]) -> list[tuple[str | None, frozenset]]:
+def _inspect_many(items: list[tuple[str, str]]) -> list[tuple[str | None, frozenset, dict | None]]:
     return [inspect_file(path, tree) for path, tree in items]
 
 
-def _inspect_in_processes(items: list[tuple[str, str]], processes: int) -> list[tuple[str | None, frozenset]]:
+def _inspect_in_processes(items: list[tuple[str, str]], processes: int) -> list[tuple[str | None, frozenset, dict | None]]:
     """``inspect_file`` of every item in ``processes`` worker processes (forked where this process has
     not started TensorFlow's threads, else spawned), a few contiguous slices each."""
     import multiprocessing
@@ -172,8 +200,9 @@ def check_fileset(fileset: dict, skip_bad_files: bool, threads: int = PREFLIGHT_
     reports = [reports_of[(path, tree)] for _, path, tree in todo]
     good: dict = {}
     branches: dict[str, frozenset] = {}
-    for (dataset, path, tree), (problem, keys) in zip(todo, reports):
+    for (dataset, path, tree), (problem, keys, facts) in zip(todo, reports):
         if problem is None:
+            FILE_FACTS[(path, tree)] = facts
             good.setdefault(dataset, {"files": {}, "metadata": fileset[dataset].get("metadata", {})})
             good[dataset]["files"][path] = tree
             branches[path] = keys

@@ -58,3 +58,25 @@ def test_bench_preflight_slices_are_small_valid_copies(tmp_path):
         np.testing.assert_array_equal(part["nJet"], whole["nJet"][start:start + 5])
         np.testing.assert_array_equal(np.concatenate(list(part["Jet_pt"])),
                                       np.concatenate(list(whole["Jet_pt"][start:start + 5])))
+
+
+def test_coffea_preprocessing_reuses_the_check_and_not_a_changed_file(tmp_path):
+    import os
+
+    from bench.preflight import coffea_preprocess
+    from execution.runner import prefill_metadata, with_tree_names
+    from inputs.fileset import check_fileset, known_file_metadata
+
+    files = [_write_tiny(tmp_path / f"g{i}.root", n_events=10 + i, seed=i) for i in range(3)]
+    fileset = {"d": {"files": {f: "Events" for f in files}, "metadata": {"year": 2024}}}
+    checked = check_fileset(fileset, False, processes=1)
+    facts = known_file_metadata(files[1], "Events")
+    assert facts["numentries"] == 11 and facts["uuid"] is not None
+    cache = {}
+    assert prefill_metadata(cache, with_tree_names(checked.fileset, "Events")) == 3
+    assert all(v["year"] == 2024 and "numentries" in v for v in cache.values())
+    assert coffea_preprocess(checked.fileset, True) == coffea_preprocess(checked.fileset, False) == 3
+    _write_tiny(files[1], n_events=7, seed=9)  # rewritten after the check: its facts are stale
+    os.utime(files[1], ns=(1, 1))
+    assert known_file_metadata(files[1], "Events") is None
+    assert prefill_metadata({}, with_tree_names(checked.fileset, "Events")) == 2
