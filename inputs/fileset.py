@@ -121,14 +121,20 @@ def known_file_metadata(path: str, treename: str) -> dict | None:
 
 #: local files below which the pre-check stays in this process (a worker process costs more to start)
 PREFLIGHT_MIN_FILES_PER_PROCESS = 16
+#: usable cores below which the pre-check stays in this process (measured on 2 shared cores: 2 processes
+#: were slower than one, 0.8x; ``bench preflight``)
+PREFLIGHT_MIN_CORES = 4
 
 
 def preflight_processes(n_files: int, processes: int | None = None) -> int:
     """Worker processes for checking ``n_files`` local files: ``processes`` when given, else one per
-    usable core, at most one per ``PREFLIGHT_MIN_FILES_PER_PROCESS`` files (1: in this process)."""
+    usable core where there are ``PREFLIGHT_MIN_CORES``, at most one per ``PREFLIGHT_MIN_FILES_PER_PROCESS``
+    files (1: in this process)."""
     if processes is not None:
         return max(1, min(processes, n_files))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores < PREFLIGHT_MIN_CORES:
+        return 1
     return max(1, min(cores, n_files // PREFLIGHT_MIN_FILES_PER_PROCESS))
 
 

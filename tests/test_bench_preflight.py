@@ -33,7 +33,7 @@ def test_check_fileset_in_processes_equals_serial(tmp_path):
     assert len(serial.skipped) == 2 and set(serial.branches[files[0]]) >= {"event", "nJet", "Jet_pt"}
     with pytest.raises(BadInputError, match="not_root.root"):
         check_fileset(fileset, False, processes=2)
-    assert preflight_processes(3) == 1 and preflight_processes(200, processes=4) == 4
+    assert preflight_processes(3) == 1 and preflight_processes(200, processes=4) == 4 and preflight_processes(1) == 1
 
 
 def test_bench_preflight_slices_are_small_valid_copies(tmp_path):
