@@ -61,21 +61,10 @@ def write_slices(source: str, n: int, events_per_file: int, folder: Path) -> lis
 
 
 def coffea_preprocess(fileset: dict, reuse_check: bool) -> int:
-    """coffea's preprocessing (entries and uuid of every file) as ``run`` does it, with a fresh metadata
-    cache: every file opened again, or with ``reuse_check`` what the pre-check read (none opened); chunks."""
-    import warnings
+    """Chunks of coffea's preprocessing with a fresh metadata cache (``execution.runner.preprocess_only``)."""
+    from execution.runner import preprocess_only
 
-    from coffea import processor
-
-    from execution.runner import prefill_metadata, with_tree_names
-
-    runner = processor.Runner(executor=processor.IterativeExecutor(), metadata_cache={}, chunksize=50_000)
-    named = with_tree_names(fileset, "Events")
-    if reuse_check:
-        prefill_metadata(runner.metadata_cache, named)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return len(list(runner.preprocess(named, treename=None)))
+    return len(preprocess_only(fileset, reuse_check))
 
 
 def best(fn, repeat: int) -> float:

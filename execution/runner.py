@@ -189,6 +189,34 @@ def prefill_metadata(cache, fileset: dict) -> int:
     return n
 
 
+def coffea_runner(executor, *, skipbadfiles: bool = False, **options):
+    """coffea's Runner whose per-chunk work function reports or skips a failing chunk (``options``: the
+    Runner's own)."""
+    from functools import partial
+
+    from coffea import processor
+
+    class Runner(processor.Runner):
+        _work_function = staticmethod(partial(_guarded_work, skipbadfiles, processor.Runner._work_function))
+
+    return Runner(executor=executor, skipbadfiles=skipbadfiles, **options)
+
+
+def preprocess_only(fileset: dict, reuse_check: bool, treename: str = "Events", chunksize: int = 50_000) -> list:
+    """coffea's preprocessing alone (entries and uuid of every file, then the chunks) as ``run_processor``
+    does it, with a fresh metadata cache: every file opened, or with ``reuse_check`` what the pre-check
+    of this process read (``prefill_metadata``). For ``bench preflight``."""
+    from coffea import processor
+
+    runner = coffea_runner(processor.IterativeExecutor(), metadata_cache={}, chunksize=chunksize)
+    named = with_tree_names(fileset, treename)
+    if reuse_check:
+        prefill_metadata(runner.metadata_cache, named)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(runner.preprocess(named, treename=None))
+
+
 def validate_sizes(chunksize: int, max_chunks: int | None, workers: int) -> None:
     """One-line errors for sizes that must be positive (before any work)."""
     if chunksize is None or chunksize < 1:
@@ -212,9 +240,6 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
     ``checkpoint``: directory keeping each finished chunk; ``checkpoint_key`` names the command
     (inputs and settings) so that a directory is never reused for a different one.
     """
-    from functools import partial
-
-    from coffea import processor
     from coffea.nanoevents import PFNanoAODSchema
 
     validate_sizes(chunksize, max_chunks, workers)
@@ -222,17 +247,11 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
                                                                 max_chunks, treename, sorted(fileset)))
                     if checkpoint else None)
 
-    class Runner(processor.Runner):
-        """coffea's Runner whose per-chunk work function reports or skips a failing chunk."""
-
-        _work_function = staticmethod(partial(_guarded_work, skip_bad_files, processor.Runner._work_function))
-
     chunks: list = []
     with make_executor(executor, workers, status=status, desc=desc, site=site, condor_options=condor_options,
                        gpu_resource=gpu_resource) as ex:
-        runner = Runner(executor=ex, chunksize=chunksize, maxchunks=max_chunks,
-                        skipbadfiles=skip_bad_files, schema=PFNanoAODSchema, savemetrics=savemetrics,
-                        checkpointer=checkpointer)
+        runner = coffea_runner(ex, chunksize=chunksize, maxchunks=max_chunks, skipbadfiles=skip_bad_files,
+                               schema=PFNanoAODSchema, savemetrics=savemetrics, checkpointer=checkpointer)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
