@@ -30,13 +30,17 @@ def pu_sample(tmp_path_factory):
     return generate_sample(str(out), 120, 60, seed=12, pileup_mean=30.0, executor="iterative", workers=1)
 
 
-def test_raw_response_rises_with_pt(nopu_jets):
+def test_raw_response_of_calibrated_pf_near_one_at_all_pt(nopu_jets):
+    """Particle flow calibrates every candidate: without pileup the raw response is near 1 from 20 GeV to
+    3 TeV. (The pf1 detector rose by > 2% from 20-40 to > 300 GeV; pf2 tracks down to 0.2 GeV and the low-pT
+    response rose to ~0.98, flatter than CMS's, which the README names as a shortfall.)"""
     from samples.validate import median_response
 
     low, n_low = median_response(nopu_jets, None, 20, 40)
     high, n_high = median_response(nopu_jets, None, 300, 3000)
     assert n_low > 200 and n_high > 50
-    assert high > low + 0.02
+    assert 0.93 < low < 1.03 and 0.95 < high < 1.03
+    assert abs(high - low) < 0.05
 
 
 def test_flavour_response_order(nopu_jets):
