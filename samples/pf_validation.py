@@ -75,7 +75,8 @@ def pf_numbers(files: list[str]) -> dict:
 def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.0) -> dict:
     """Jet-constituent PFCands distributions of a file: pvAssocQuality, lostInnerHits (charged),
     puppiWeight (charged, neutral), pdgId mix and candidates per jet, for jets with raw pT > ``pt_min`` (GeV)
-    and |eta| < ``abs_eta_max``; ``*_jet`` give each entry's jet (index into ``jet_pt``, the selected jets' raw pT)."""
+    and |eta| < ``abs_eta_max``; ``*_jet`` give each entry's jet (index into ``jet_pt``, the selected jets' raw pT,
+    and ``jet_event``, their event)."""
     import awkward as ak
     import uproot
 
@@ -98,13 +99,16 @@ def pfcand_distributions(path: str, pt_min: float = 0.0, abs_eta_max: float = 5.
             "puppiWeight_charged": f["puppiWeight"][ch], "puppiWeight_neutral": f["puppiWeight"][~ch],
             "pdgId": np.abs(f["pdgId"]), "charged_jet": cand_jet[ch], "neutral_jet": cand_jet[~ch],
             "pdgId_jet": cand_jet, "jet_pt": ak.to_numpy(ak.flatten(raw[jets])).astype(float),
+            "jet_event": np.repeat(np.arange(len(raw)), ak.to_numpy(ak.sum(jets, axis=1))),
             "per_jet": len(f["pdgId"]) / max(int(ak.sum(jets)), 1)}
 
 
 def merge_distributions(dists: list[dict]) -> dict:
     """One ``pfcand_distributions`` dict from several files' (jet indices shifted, per-jet count re-averaged)."""
     shift = np.cumsum([0] + [len(d["jet_pt"]) for d in dists])
-    out = {k: np.concatenate([d[k] + (s if k.endswith("_jet") else 0) for d, s in zip(dists, shift)])
+    events = np.cumsum([0] + [int(d["jet_event"].max()) + 1 if len(d["jet_event"]) else 0 for d in dists])
+    out = {k: np.concatenate([d[k] + (s if k.endswith("_jet") else e if k == "jet_event" else 0)
+                              for d, s, e in zip(dists, shift, events)])
            for k in dists[0] if k != "per_jet"}
     out["per_jet"] = len(out["pdgId"]) / max(len(out["jet_pt"]), 1)
     return out
@@ -216,11 +220,13 @@ def pfcand_summary(dist: dict, jet_weights: np.ndarray | None = None) -> dict[st
 
 
 def bootstrap_spread(dist: dict, n_boot: int = 300, seed: int = 1) -> dict[str, float]:
-    """Standard deviation of every ``pfcand_summary`` value over jet bootstrap replicas (the statistical
-    uncertainty of a small sample such as the real file's 34 jets)."""
+    """Standard deviation of every ``pfcand_summary`` value over event bootstrap replicas (the statistical
+    uncertainty of a small sample such as the real file's 34 jets in 10 events; events, not jets, are drawn
+    because the jets of one event share their pileup)."""
     rng = np.random.default_rng(seed)
-    nj = len(dist["jet_pt"])
-    reps = [pfcand_summary(dist, np.bincount(rng.integers(0, nj, nj), minlength=nj)) for _ in range(n_boot)]
+    ev = np.unique(dist["jet_event"], return_inverse=True)[1]
+    ne = int(ev.max()) + 1 if len(ev) else 0
+    reps = [pfcand_summary(dist, np.bincount(rng.integers(0, ne, ne), minlength=ne)[ev]) for _ in range(n_boot)]
     return {k: float(np.nanstd([r[k] for r in reps])) for k in reps[0]}
 
 
@@ -230,7 +236,7 @@ JET_PT_EDGES = np.array([30.0, 60.0, 120.0, 300.0, 1000.0, 1300.0, 1700.0])
 def pfcand_table(generated: str | list[str], real: str, pt_min: float = 0.0, abs_eta_max: float = 5.0,
                  match_spectrum: bool = False, edges: np.ndarray = JET_PT_EDGES) -> str:
     """Markdown table: generated jet-constituent PFCands next to real PFNano (same jet selection) with the real
-    values' jet-bootstrap uncertainty and the difference in units of it; with ``match_spectrum`` the generated
+    values' event-bootstrap uncertainty and the difference in units of it; with ``match_spectrum`` the generated
     jets are weighted to the real jets' raw-pT spectrum in ``edges`` (GeV)."""
     files = [generated] if isinstance(generated, str) else list(generated)
     gd = merge_distributions([pfcand_distributions(f, pt_min, abs_eta_max) for f in files])
