@@ -12,7 +12,6 @@ same inputs, padding caps and batch size costs only its own inference.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,30 +121,16 @@ def _merge_groups(rows: np.ndarray, longest: np.ndarray, batch_size: int, call_c
 
 
 def run_plan(plan: BatchPlan, make_batch, run_batch, batch_size: int, is_oom) -> np.ndarray:
-    """``run_batch(make_batch(begin, stop))`` over every bucket in batches of at most ``batch_size`` jets;
-    y_hat (n,) float32 in the jets' original order.
+    """``run_batch(make_batch(begin, stop))`` over every bucket in batches of at most ``batch_size`` jets
+    (``models.inference.predict_in_batches``: out-of-memory halves the batch); y_hat (n,) float32 in the
+    jets' original order."""
+    from models.inference import predict_in_batches
 
-    On an error that ``is_oom`` calls out-of-(device-)memory the batch size is halved (and said so
-    on stderr) until the batch fits; any other error is raised.
-    """
-    n = len(plan.order)
-    y_sorted = np.zeros(n, dtype=np.float32)
+    y_sorted = np.zeros(len(plan.order), dtype=np.float32)
     for first, last in plan.buckets:
-        begin = first
-        while begin < last:
-            stop = min(last, begin + batch_size)
-            batch = make_batch(begin, stop)
-            try:
-                y = run_batch(batch)
-            except Exception as err:  # noqa: BLE001 - only out-of-memory is retried
-                if not is_oom(err) or batch_size <= 1:
-                    raise
-                batch_size //= 2
-                print(f"caliber: out of device memory, inference batch size halved to {batch_size}", file=sys.stderr)
-                continue
-            y_sorted[begin:stop] = np.asarray(y).reshape(-1)
-            begin = stop
-    out = np.empty(n, dtype=np.float32)
+        y_sorted[first:last] = predict_in_batches(last - first, lambda b, s, f=first: make_batch(f + b, f + s),
+                                                  run_batch, batch_size, is_oom)
+    out = np.empty(len(plan.order), dtype=np.float32)
     out[plan.order] = y_sorted
     return out
 
