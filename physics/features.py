@@ -85,28 +85,24 @@ def relative_kinematics(pt, eta, phi, jet_pt, jet_eta, jet_phi):
 
 
 def pt_d(pt: ak.Array) -> ak.Array:
-    """pT_D = sqrt(sum pt_i^2) / sum pt_i per jet (pt: jagged, jets x constituents); 0 without constituents."""
-    s1 = ak.sum(pt, axis=-1)
-    s2 = ak.sum(pt * pt, axis=-1)
-    return ak.where(s1 > 0, np.sqrt(s2) / ak.where(s1 > 0, s1, 1.0), 0.0)
+    """pT_D = sqrt(sum pt_i^2) / sum pt_i per jet (pt: jagged, jets x constituents); 0 without constituents
+    (``pt_d_flat`` on the flattened constituents)."""
+    counts = ak.to_numpy(ak.num(pt, axis=1))
+    return ak.Array(pt_d_flat(_flat(pt).astype(np.float64), _jet_of(counts), len(counts)))
 
 
 def sigma2(pt: ak.Array, deta: ak.Array, dphi: ak.Array) -> ak.Array:
-    """Minor axis sqrt(lambda_min) of the pt^2-weighted (deta, dphi) covariance per jet (rad).
+    """Minor axis sqrt(lambda_min) of the pt^2-weighted (deta, dphi) covariance per jet (rad; jagged, jets x
+    constituents). The covariance is taken about the pt^2-weighted centroid (module docstring); jets with
+    no constituent or a zero total weight give 0 (``sigma2_flat`` on the flattened constituents)."""
+    counts = ak.to_numpy(ak.num(pt, axis=1))
+    flat = (_flat(x).astype(np.float64) for x in (pt, deta, dphi))
+    return ak.Array(sigma2_flat(*flat, _jet_of(counts), len(counts)))
 
-    The covariance is taken about the pt^2-weighted centroid (module docstring); jets with
-    no constituent or a zero total weight give 0.
-    """
-    w = pt * pt
-    sw = ak.sum(w, axis=-1)
-    norm = ak.where(sw > 0, sw, 1.0)
-    m_eta = ak.sum(w * deta, axis=-1) / norm
-    m_phi = ak.sum(w * dphi, axis=-1) / norm
-    a = ak.sum(w * deta * deta, axis=-1) / norm - m_eta * m_eta
-    c = ak.sum(w * dphi * dphi, axis=-1) / norm - m_phi * m_phi
-    b = ak.sum(w * deta * dphi, axis=-1) / norm - m_eta * m_phi
-    lam_min = 0.5 * (a + c) - np.sqrt(0.25 * (a - c) ** 2 + b * b)
-    return ak.where(sw > 0, np.sqrt(np.maximum(lam_min, 0.0)), 0.0)
+
+def _jet_of(counts: np.ndarray) -> np.ndarray:
+    """The jet of each flat constituent, from the constituents per jet."""
+    return np.repeat(np.arange(len(counts)), counts)
 
 
 def _jet_sum(values: np.ndarray, jet_of: np.ndarray, n_jets: int) -> np.ndarray:
@@ -267,7 +263,7 @@ def assemble_features(jet: JetTable, charged: Constituents, neutral: Constituent
 
     # all PF constituents of each jet, for multiplicity, pT_D and sigma2: flat numpy, charged then neutral
     n_jets = len(jet.pt_raw)
-    pf_jet = np.concatenate([np.repeat(np.arange(n_jets), charged.counts), np.repeat(np.arange(n_jets), neutral.counts)])
+    pf_jet = np.concatenate([_jet_of(charged.counts), _jet_of(neutral.counts)])
     pf_pt, pf_deta, pf_dphi = (np.concatenate([ch[k], ne[k]]) for k in ("pt", "deta", "dphi"))
     pt_raw = jet.pt_raw.astype(np.float64)
     globals_ = _stack32([
