@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import BadInputError
+from physics.features import COLLECTIONS
 
 
 def _ml_tools_helper():
@@ -44,7 +45,6 @@ def _ml_tools_helper():
 nonserializable_attribute = _ml_tools_helper().nonserializable_attribute
 numpy_call_wrapper = _ml_tools_helper().numpy_call_wrapper
 
-COLLECTIONS = ("charged", "neutral", "sv")
 #: per-process model cache: (backend, path) -> model or session
 _MODELS: dict[tuple[str, str], object] = {}
 
@@ -172,7 +172,8 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
         The padded batches are kept (``models.padding.PADDED``) for the next model called on the
         same inputs with the same caps and batch size, which then runs its inference only.
         """
-        from models.padding import PADDED, pad_scatter, plan_batches, run_plan, same_inputs
+        from models.data import pad_rows
+        from models.padding import PADDED, plan_batches, run_plan, same_inputs
 
         widths = self.input_widths()
         n = len(blocks[1])
@@ -191,9 +192,7 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
                 batch = {"globals": flat["globals"][rows]}
                 for coll in COLLECTIONS:
                     content, offsets, cap = flat[coll]
-                    longest = int((offsets[rows + 1] - offsets[rows]).max(initial=0))
-                    length = max(1, min(longest, cap) if cap else longest)
-                    batch[coll], batch[f"{coll}_mask"] = pad_scatter(content, offsets, rows, length)
+                    batch[coll], batch[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
                 PADDED.store(begin, stop, batch)
             return batch
 

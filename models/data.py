@@ -15,8 +15,7 @@ import numpy as np
 
 from core.errors import BadInputError
 from inputs.shards import MANIFEST, read_manifest
-
-COLLECTIONS = ("charged", "neutral", "sv")
+from physics.features import COLLECTIONS
 BLOCKS = ("globals",) + COLLECTIONS
 
 
@@ -53,20 +52,24 @@ def pad_rows(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray, max_len
     """Pad jets ``rows`` of a flat collection: (B, L, F) float32 and mask (B, L) float32.
 
     L = longest of these jets, capped at ``max_len``, at least 1. The first L constituents of
-    each jet are kept (store them pT-ordered, ``sort_by_pt``, to keep the hardest).
+    each jet are kept (store them pT-ordered, ``sort_by_pt``, to keep the hardest); the real
+    entries are scattered into a zeroed array (no (B, L, F) gather).
     """
     start = offsets[rows]
     counts = offsets[rows + 1] - start
     longest = int(counts.max(initial=0))
     length = max(1, min(longest, max_len) if max_len else longest)
-    pos = np.arange(length)
-    mask = pos[None, :] < counts[:, None]
-    idx = np.where(mask, start[:, None] + pos[None, :], 0)
-    if len(content) == 0:
-        padded = np.zeros((len(rows), length, content.shape[1]), dtype=np.float32)
-    else:
-        padded = content[idx] * mask[..., None]
-    return padded.astype(np.float32, copy=False), mask.astype(np.float32)
+    counts = np.minimum(counts, length)
+    n_rows, width = len(rows), content.shape[1]
+    padded = np.zeros((n_rows, length, width), dtype=np.float32)
+    mask = np.zeros((n_rows, length), dtype=np.float32)
+    total = int(counts.sum())
+    if total:
+        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        dest = np.repeat(np.arange(n_rows) * length, counts) + pos  # flat (row, position) of each entry
+        padded.reshape(n_rows * length, width)[dest] = content[np.repeat(start, counts) + pos]
+        mask.reshape(-1)[dest] = 1.0
+    return padded, mask
 
 
 def pad_batch(features: dict[str, ak.Array | np.ndarray], max_len: dict[str, int] | None = None) -> dict[str, np.ndarray]:

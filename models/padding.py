@@ -2,8 +2,8 @@
 
 A chunk's jets differ a lot in size (at pileup 30 most jets have a few constituents, a few
 have 50): padding a batch to its longest jet makes the network run mostly on padding. Here
-the jets are grouped by their (capped) numbers of constituents (``plan_batches``); each batch pads every collection only to the longest jet of that batch. Padding is a
-scatter of the real entries into a zeroed, preallocated array (no (B, L, F) gather).
+the jets are grouped by their (capped) numbers of constituents (``plan_batches``); each batch pads
+every collection only to the longest jet of that batch (``models.data.pad_rows``).
 Predictions come back in the jets' original order. Models mask padded entries, so the
 answer does not depend on the padded length (within float rounding of their sums).
 
@@ -15,35 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-COLLECTIONS = ("charged", "neutral", "sv")
 #: upper edges of the length buckets (total capped constituents of a jet)
 BUCKET_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 #: the cost of one model call, in padded entries (~1 ms of TensorFlow call overhead on a CPU core)
 CALL_COST = 4000
 #: padded batches kept for the next model only up to this many bytes
 CACHE_BYTES = 512 * 2**20
-
-
-def pad_scatter(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray,
-                length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Jets ``rows`` of a flat collection padded to ``length``: (B, length, F) float32 and mask (B, length).
-
-    The first ``length`` entries of each jet are kept (``models.data.pad_rows`` semantics); the
-    real entries are scattered into a zeroed array.
-    """
-    start = offsets[rows]
-    counts = np.minimum(offsets[rows + 1] - start, length)
-    n_rows, width = len(rows), content.shape[1]
-    padded = np.zeros((n_rows, length, width), dtype=np.float32)
-    mask = np.zeros((n_rows, length), dtype=np.float32)
-    total = int(counts.sum())
-    if total:
-        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-        dest = np.repeat(np.arange(n_rows) * length, counts) + pos  # flat (row, position) of each entry
-        padded.reshape(n_rows * length, width)[dest] = content[np.repeat(start, counts) + pos]
-        mask.reshape(-1)[dest] = 1.0
-    return padded, mask
 
 
 @dataclass

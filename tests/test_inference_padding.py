@@ -18,19 +18,21 @@ def _flat(counts, width=3, seed=0):
     return rng.normal(size=(int(offsets[-1]), width)).astype(np.float32), offsets
 
 
-def test_pad_scatter_equals_pad_rows():
+def test_pad_rows_scatter_equals_a_gather():
     from models.data import pad_rows
-    from models.padding import pad_scatter
 
     counts = np.array([0, 3, 1, 7, 2, 0, 5])
     content, offsets = _flat(counts)
     rows = np.array([6, 1, 3, 0, 4])
     for length in (1, 3, 7):
-        want, want_mask = pad_rows(content, offsets, rows, length)
-        got, got_mask = pad_scatter(content, offsets, rows, length)
+        start, n = offsets[rows], offsets[rows + 1] - offsets[rows]
+        pos = np.arange(length)
+        want_mask = pos[None, :] < n[:, None]  # the first `length` entries of each jet, gathered
+        want = np.where(want_mask[..., None], content[np.where(want_mask, start[:, None] + pos, 0)], 0.0)
+        got, got_mask = pad_rows(content, offsets, rows, length)
         assert got.shape == want.shape and got.dtype == np.float32
         np.testing.assert_array_equal(got, want)
-        np.testing.assert_array_equal(got_mask, want_mask)
+        np.testing.assert_array_equal(got_mask, want_mask.astype(np.float32))
 
 
 def test_plan_covers_every_jet_once_and_run_plan_restores_the_order():
@@ -123,7 +125,7 @@ def test_bucketed_inference_equals_padding_to_the_longest_jet(shipped_wrapper):
 
 
 def test_second_model_on_the_same_features_reuses_the_padding(shipped_wrapper, monkeypatch):
-    from models import padding
+    from models import data, padding
     from models.backends import KerasJetModel
     from models.synthetic import random_jets
 
@@ -134,7 +136,7 @@ def test_second_model_on_the_same_features_reuses_the_padding(shipped_wrapper, m
     kept = dict(padding.PADDED.batches)
     assert kept and padding.PADDED.plan is not None
     calls = []
-    monkeypatch.setattr(padding, "pad_scatter", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(data, "pad_rows", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError))
     other = KerasJetModel(SHIPPED, batch_size=64)  # another wrapper (another row) of the same inputs
     second = np.asarray(other(feats))
     np.testing.assert_array_equal(first, second)
