@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.train_electrons import _configure_tf, pair_masses, split_of, subset
+from models.train_electrons import _configure_tf, split_of, subset
+from models.zee_labels import pair_masses
 
 
 def apply_model(path: str | Path, data: dict, kind: str) -> np.ndarray:

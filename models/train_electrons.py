@@ -49,7 +49,8 @@ import numpy as np
 
 from core.constants import M_Z
 from models.electron import pad_candidates
-from physics.electrons import CAND_FEATURES, LABEL_WINDOW, SCALAR_FEATURES, mass_constraint_label, pair_mass
+from models.zee_labels import corrected_pair_labels, data_targets, pair_masses
+from physics.electrons import CAND_FEATURES, LABEL_WINDOW, SCALAR_FEATURES
 
 MODES = ("mc", "data", "simultaneous")
 CONFIG_DEFAULT = Path(__file__).parent / "configs" / "electron.yaml"
@@ -110,36 +111,6 @@ def subset(data: dict, keep: np.ndarray) -> dict:
     return {k: v[keep] for k, v in data.items()}
 
 
-def corrected_pair_labels(data: dict, corr: np.ndarray, window: tuple[float, float] = LABEL_WINDOW) -> np.ndarray:
-    """Z-mass labels (GeV) of each electron from its partner's corrected energy; NaN outside the window.
-
-    ``data`` rows are pairs (leg 0, leg 1) adjacent; ``corr`` the multiplicative corrections.
-    """
-    e = data["e_raw"] * corr
-    eta, phi = data["eta"], data["phi"]
-    e1, e2 = e[0::2], e[1::2]
-    et1, et2 = e1 / np.cosh(eta[0::2]), e2 / np.cosh(eta[1::2])
-    d_eta, d_phi = eta[0::2] - eta[1::2], phi[0::2] - phi[1::2]
-    m = pair_mass(et1, eta[0::2], phi[0::2], et2, eta[1::2], phi[1::2])
-    inside = (m > window[0]) & (m < window[1])
-    lab = np.empty_like(e)
-    lab[0::2] = np.where(inside, mass_constraint_label(et2, d_eta, d_phi) * np.cosh(eta[0::2]), np.nan)
-    lab[1::2] = np.where(inside, mass_constraint_label(et1, d_eta, d_phi) * np.cosh(eta[1::2]), np.nan)
-    return lab
-
-
-def data_targets(e_raw: np.ndarray, corr: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """Training target log(E_target / E_raw) for data: half way, in log, from the current
-    corrected energy to its Z label built with the corrected partner.
-
-    A label scales as 1 / (partner energy): training straight on it makes the
-    scale iteration y <- D - y (D = log(M_Z^2 / m^2)) oscillate between D and 0.
-    The half step y <- (y + (D - y)) / 2 = D / 2 is its fixed point (both legs scaled
-    by M_Z / m), reached from the first round on.
-    """
-    return 0.5 * (np.log(label / e_raw) + np.log(corr))
-
-
 def reference_mass(mc: dict, window: tuple[float, float] = LABEL_WINDOW) -> float:
     """Median m_ee (GeV) inside ``window`` of MC pairs with both legs at their true energies.
 
@@ -155,14 +126,6 @@ def in_window_median_mass(data: dict, corr: np.ndarray, window: tuple[float, flo
     m = pair_masses(data, corr)
     m = m[(m > window[0]) & (m < window[1])]
     return float(np.median(m)) if len(m) else M_Z
-
-
-def pair_masses(data: dict, corr: np.ndarray | None = None) -> np.ndarray:
-    """m_ee (GeV) per pair with energies e_raw * corr."""
-    e = data["e_raw"] * (1.0 if corr is None else corr)
-    eta, phi = data["eta"], data["phi"]
-    return pair_mass(e[0::2] / np.cosh(eta[0::2]), eta[0::2], phi[0::2], e[1::2] / np.cosh(eta[1::2]),
-                     eta[1::2], phi[1::2])
 
 
 def _norm_stats(data: dict) -> tuple[tuple, tuple]:
@@ -241,7 +204,8 @@ def train(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Path, l
             ws.append(np.full(ok.sum(), cfg.w_mc / max(ok.sum(), 1)))
             totals["mc"] = int(ok.sum())
         if train_data is not None:
-            lab = corrected_pair_labels(train_data, corr_data, tuple(cfg.data_window)) * (m_ref / M_Z) ** 2
+            # the legacy label: one reference mass for every leg (M_Z, rescaled to m_ref)
+            lab = corrected_pair_labels(train_data, corr_data, None, tuple(cfg.data_window))[0] * (m_ref / M_Z) ** 2
             y = data_targets(train_data["e_raw"], corr_data, lab)
             ok = np.isfinite(y) & (np.abs(y) < cfg.max_abs_target)
             xs.append(subset(train_data, ok))

@@ -57,6 +57,13 @@ def leg_et(data: dict, corr: np.ndarray) -> np.ndarray:
     return data["e_raw"] * corr / np.cosh(data["eta"])
 
 
+def pair_masses(data: dict, corr: np.ndarray | None = None) -> np.ndarray:
+    """m_ee (GeV) per pair (rows of ``data``: legs 0 and 1 adjacent) with energies e_raw * corr."""
+    et = leg_et(data, 1.0 if corr is None else corr)
+    eta, phi = data["eta"], data["phi"]
+    return pair_mass(et[0::2], eta[0::2], phi[0::2], et[1::2], eta[1::2], phi[1::2])
+
+
 def corrected_pair_labels(data: dict, corr: np.ndarray, table: dict | None,
                           window: tuple[float, float] = LABEL_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """Labels (GeV) of each electron from its partner's corrected energy, and the m_ref (GeV) each used.
@@ -66,12 +73,11 @@ def corrected_pair_labels(data: dict, corr: np.ndarray, table: dict | None,
     """
     from core.constants import M_Z
 
-    e = data["e_raw"] * corr
     eta, phi = data["eta"], data["phi"]
-    et = e / np.cosh(eta)
-    m = pair_mass(et[0::2], eta[0::2], phi[0::2], et[1::2], eta[1::2], phi[1::2])
+    et = leg_et(data, corr)
+    m = pair_masses(data, corr)
     inside = np.repeat((m > window[0]) & (m < window[1]), 2)
-    m_ref = reference_mass_at(et, table) if table is not None else np.full(len(e), M_Z)
+    m_ref = reference_mass_at(et, table) if table is not None else np.full(len(et), M_Z)
     partner_et = np.empty_like(et)
     partner_et[0::2], partner_et[1::2] = et[1::2], et[0::2]
     d_eta = np.repeat(eta[0::2] - eta[1::2], 2)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.train_electrons import pair_masses
+from models.zee_labels import pair_masses
 
 ETA_BINS = ((0.0, 1.0), (1.0, 1.4442), (1.566, 2.0), (2.0, 2.5))
 ET_BINS = ((15.0, 35.0), (35.0, 45.0), (45.0, 55.0), (55.0, 1000.0))
