@@ -88,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench.scaling import load_average
     from core.errors import BadInputError
     from inputs.fileset import PREFLIGHT_THREADS, check_fileset, check_input_branches, preflight_processes
 
@@ -128,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
         pre_reused = best(lambda: coffea_preprocess(checked.fileset, True), args.repeat)
     what = (f"slices of {args.events_per_file} events of {Path(source).name}" if args.slices_of
             else f"copies of {Path(source).name}")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     print(f"pre-check of {args.files} {what} ({size / 1e6:.2f} MB each, made in {made:.1f} s), "
           f"os.cpu_count() = {os.cpu_count()}, load average {load:.1f}")
     print(f"  check_fileset, serial (1 thread)      {serial:7.3f} s  ({args.files / serial:7.0f} files/s)")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from models.train_electrons import _configure_tf, _inputs, _norm_stats, split_of, subset
-from models.zee_labels import corrected_pair_labels, data_targets, label_moves, leg_et, load_reference
+from models.zee_labels import corrected_pair_labels, data_targets, label_moves, largest_move, leg_et, load_reference
 
 
 def _huber(y: np.ndarray, p: np.ndarray, delta: float) -> float:
@@ -165,7 +165,7 @@ def train_fair(mode: str, mc: dict | None, data: dict | None, cfg, out: str | Pa
             log_f = {p: _predict(model, d, flag["data"]) for p, d in zip(("train", "val"), sets["data"])}
             # the round's move: the retrained network against the state its labels were built from
             moves = label_moves(corr["train"], np.exp(log_f["train"]), leg_et(sets["data"][0], corr["train"]))
-            move = max(abs(v) for v in moves.values()) if moves else 0.0
+            move = largest_move(moves)
             rounds[-1].update({"move": move, "moves_by_et": moves, "lr_end": float(schedule(steps - 1)),
                                "steps_end": steps})
             converged = move < cfg.label_tol

@@ -108,11 +108,15 @@ def label_moves(previous: np.ndarray, current: np.ndarray, et: np.ndarray, edges
             for b in range(len(edges) - 1) if (idx == b).sum() >= min_count}
 
 
+def largest_move(moves: dict[str, float]) -> float:
+    """Largest |move| of ``label_moves`` (0 when no bin is populated)."""
+    return max(abs(v) for v in moves.values()) if moves else 0.0
+
+
 def label_change(previous: np.ndarray, current: np.ndarray, et: np.ndarray,
                  edges=CHECK_ET_EDGES) -> float:
     """Largest |median log(current / previous)| over E_T bins (0 when no bin is populated)."""
-    moves = label_moves(previous, current, et, edges)
-    return max(abs(v) for v in moves.values()) if moves else 0.0
+    return largest_move(label_moves(previous, current, et, edges))
 
 
 def iterate_labels(data: dict, fit: Callable[[np.ndarray, np.ndarray], np.ndarray], table: dict | None,
