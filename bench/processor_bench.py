@@ -110,11 +110,27 @@ def device_scope(default_device: bool):
     return tf.device("/CPU:0")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_processor_arguments(parser: argparse.ArgumentParser, chunksize: int = 50_000, chunk_help: str | None = None) -> None:
+    """The arguments every processor bench takes: --fileset, --jec, --model NAME=PATH, --chunksize."""
     parser.add_argument("--fileset", nargs="+", required=True)
     parser.add_argument("--jec", default=None)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--chunksize", type=int, default=50_000)
+    parser.add_argument("--chunksize", type=int, default=chunksize, help=chunk_help)
+
+
+def processor_inputs(args: argparse.Namespace, batch_size: int = 4096) -> tuple[dict, object, list]:
+    """(checked fileset, JEC config or None, model specs) of ``add_processor_arguments``' arguments."""
+    from inputs.fileset import check_fileset, load_fileset
+    from models.correction import ModelSpec
+    from physics.jec import JECConfig
+
+    fileset = check_fileset(load_fileset(args.fileset), False).fileset
+    jec = JECConfig.from_yaml(args.jec) if args.jec else None
+    return fileset, jec, [ModelSpec.from_argument(item, batch_size=batch_size) for item in args.model]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_processor_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each configuration and of its bare read, alternated; the best of each counts "
@@ -122,14 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from models.correction import ModelSpec
-    from inputs.fileset import check_fileset, load_fileset
-    from physics.jec import JECConfig
     from processors.jets import JetResponseProcessor
 
-    fileset = check_fileset(load_fileset(args.fileset), False).fileset
-    jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = [ModelSpec.from_argument(item, batch_size=args.batch_size) for item in args.model]
+    fileset, jec, specs = processor_inputs(args, batch_size=args.batch_size)
     gpu = gpu_seen(specs)
     configs = [("baseline only", JetResponseProcessor(jec=jec), False)]
     configs += [(f"baseline + {s.name}", JetResponseProcessor(jec=jec, models=[s]), False) for s in specs]

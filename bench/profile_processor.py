@@ -68,10 +68,9 @@ def step_shares(stats: pstats.Stats, total: float) -> dict[str, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fileset", nargs="+", required=True)
-    parser.add_argument("--jec", default=None)
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--chunksize", type=int, default=50_000)
+    from bench.processor_bench import add_processor_arguments
+
+    add_processor_arguments(parser)
     parser.add_argument("--max-chunks", type=int, default=None)
     parser.add_argument("--top", type=int, default=25, help="functions listed")
     parser.add_argument("--sort", choices=("tottime", "cumulative"), default="tottime")
@@ -79,14 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from inputs.fileset import load_fileset
-    from models.correction import ModelSpec
-    from physics.jec import JECConfig
+    from bench.processor_bench import processor_inputs
     from processors.jets import JetResponseProcessor
 
-    fileset = load_fileset(args.fileset)
-    jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = [ModelSpec.from_argument(item) for item in args.model]
+    fileset, jec, specs = processor_inputs(args)  # a bad input file: one line, before any profiling
     proc = JetResponseProcessor(jec=jec, models=specs)
     todo = chunks(fileset, args.chunksize, args.max_chunks)
     proc.process(open_chunk(*todo[0]))  # warm-up: imports, JEC stack, model loading

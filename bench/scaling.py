@@ -40,22 +40,17 @@ def load_average() -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fileset", nargs="+", required=True)
-    parser.add_argument("--jec", default=None)
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--chunksize", type=int, default=250, help="events per chunk (several chunks per worker)")
+    from bench.processor_bench import add_processor_arguments
+
+    add_processor_arguments(parser, 250, "events per chunk (several chunks per worker)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
 
 
 def main(args: argparse.Namespace) -> int:
-    from inputs.fileset import check_fileset, load_fileset
-    from models.correction import ModelSpec
-    from physics.jec import JECConfig
+    from bench.processor_bench import processor_inputs
     from processors.jets import JetResponseProcessor
 
-    fileset = check_fileset(load_fileset(args.fileset), False).fileset
-    jec = JECConfig.from_yaml(args.jec) if args.jec else None
-    specs = [ModelSpec.from_argument(item) for item in args.model]
+    fileset, jec, specs = processor_inputs(args)
     proc = JetResponseProcessor(jec=jec, models=specs)
     print(f"jet processor ({len(specs)} model(s)) on dask LocalCluster workers, chunksize {args.chunksize}; "
           f"os.cpu_count() = {os.cpu_count()}, load average before: {load_average():.1f}")
