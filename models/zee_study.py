@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from models.zee_labels import pair_masses
+from results.zfit import effective_iqr, narrowest_half_width
 
 ETA_BINS = ((0.0, 1.0), (1.0, 1.4442), (1.566, 2.0), (2.0, 2.5))
 ET_BINS = ((15.0, 35.0), (35.0, 45.0), (45.0, 55.0), (55.0, 1000.0))
@@ -46,11 +47,9 @@ def response_metrics(r: np.ndarray) -> dict:
     r = np.sort(r[np.isfinite(r)])
     if len(r) < 20:
         return {"n": int(len(r)), "median": np.nan, "eiqr": np.nan, "sigma_eff": np.nan}
-    q25, q50, q75 = np.percentile(r, [25, 50, 75])
-    k = int(np.ceil(0.683 * len(r)))
-    s_eff = 0.5 * float((r[k - 1:] - r[: len(r) - k + 1]).min())
-    return {"n": int(len(r)), "median": float(q50), "eiqr": float((q75 - q25) / 1.349 / q50),
-            "sigma_eff": s_eff / float(q50)}
+    median = float(np.percentile(r, 50))
+    return {"n": int(len(r)), "median": median, "eiqr": effective_iqr(r),
+            "sigma_eff": narrowest_half_width(r, 0.683) / median}
 
 
 def _cells(test: dict) -> dict[str, np.ndarray]:

@@ -172,8 +172,13 @@ def sigma_effective(masses: np.ndarray, fit_range: tuple[float, float] = FIT_RAN
     """
     m = np.sort(np.asarray(masses, dtype=np.float64))
     m = m[(m > fit_range[0]) & (m < fit_range[1])]
-    k = int(np.ceil(coverage * len(m)))
-    if len(m) < 2 or k < 2:
+    if len(m) < 2 or int(np.ceil(coverage * len(m))) < 2:
         raise ValueError(f"too few masses in {fit_range}: {len(m)}")
-    widths = m[k - 1:] - m[: len(m) - k + 1]
+    return narrowest_half_width(m, coverage)
+
+
+def narrowest_half_width(sorted_values: np.ndarray, coverage: float = 0.683) -> float:
+    """Half-width of the narrowest interval holding ``coverage`` of ``sorted_values`` (ascending), same units."""
+    k = int(np.ceil(coverage * len(sorted_values)))
+    widths = sorted_values[k - 1:] - sorted_values[: len(sorted_values) - k + 1]
     return float(0.5 * widths.min())
