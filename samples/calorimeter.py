@@ -6,7 +6,8 @@ by the cell; further columns are carried along, e.g. true energy) into cells, sh
 part with the nearest eta and phi neighbours (lateral shower spread).
 ``measure_cells`` adds the fixed per-cell miscalibration and Gaussian noise and applies
 the cell threshold. ``cluster_cells`` groups cells into clusters the topological way:
-every cell points to its most energetic 3x3 neighbour (itself if a local maximum), the
+every cell points to its most energetic neighbour (3x3, or the 4 edge neighbours where the grid
+says so, as CMS seeds HCAL clusters; itself if a local maximum), the
 pointers are followed to a local maximum, and local maxima above the seed threshold seed
 one cluster each; so nearby particles with no energy dip between them merge into one
 cluster. Everything works on whole chunks of events at once: a cell key is
@@ -38,6 +39,7 @@ class CaloGrid:
     share: float = 0.15      # fraction given to a neighbour by a deposit on the cell edge
     spread: float = 0.25     # lateral scale of the sharing (cell units)
     max_cell_deta: float = 0.5
+    seed_neighbours: int = 8  # a seed is a local maximum over 8 (3x3) or 4 (edge) neighbours; CMS: ECAL 8, HCAL 4
 
     @property
     def neta(self) -> int:
@@ -130,7 +132,8 @@ def measure_cells(grid: CaloGrid, keys: np.ndarray, energy: np.ndarray,
     return e > grid.threshold, e
 
 
-_OFFSETS = [(de, dp) for de in (-1, 0, 1) for dp in (-1, 0, 1) if de or dp]
+_OFFSETS = {8: [(de, dp) for de in (-1, 0, 1) for dp in (-1, 0, 1) if de or dp],
+            4: [(-1, 0), (1, 0), (0, -1), (0, 1)]}
 
 
 def neighbour_rows(grid: CaloGrid, keys: np.ndarray, de: int, dp: int) -> np.ndarray:
@@ -158,7 +161,7 @@ def cluster_cells(grid: CaloGrid, keys: np.ndarray, energy: np.ndarray,
     n = len(keys)
     best = np.arange(n)
     best_e = energy.copy()
-    for de, dp in _OFFSETS:
+    for de, dp in _OFFSETS[grid.seed_neighbours]:
         row = neighbour_rows(grid, keys, de, dp)
         e_nb = np.where(row >= 0, energy[np.maximum(row, 0)], -np.inf)
         better = e_nb > best_e

@@ -29,13 +29,13 @@ EB = CaloGrid("EB", eta_edges((-1.479, 1.479, 170)), 360, noise=0.04, threshold=
 EE = CaloGrid("EE", eta_edges((-3.0, -1.479, 52), (1.479, 3.0, 52)), 360, noise=0.15, threshold=0.3,
               seed_threshold=0.6, miscalibration=0.01, miscal_seed=102, share=0.12, spread=0.2)
 HCAL = CaloGrid("HCAL", eta_edges((-3.0, 3.0, 69)), 72, noise=0.25, threshold=0.8, seed_threshold=1.1,
-                miscalibration=0.03, miscal_seed=103, share=0.2, spread=0.3)
+                miscalibration=0.03, miscal_seed=103, share=0.2, spread=0.3, seed_neighbours=4)
 HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, threshold=1.2, seed_threshold=2.0,
               miscalibration=0.05, miscal_seed=104, share=0.15, spread=0.3)
 
 
 # Bumped whenever the detector changes what it writes: cached samples are kept per version.
-DETECTOR_VERSION = "pf2"
+DETECTOR_VERSION = "pf3"
 
 
 @dataclass(frozen=True)
@@ -89,20 +89,23 @@ class DetectorConfig:
     track_res_slope: float = 1.2e-4          # per GeV
     d0_res_um: float = 20.0
     d0_ms_um: float = 90.0                   # um * GeV
+    dz_res_um: float = 22.0                  # |eta| < 1 prompt tracks with a layer-1 hit: real PFNano dzErr is
+    dz_ms_um: float = 70.0                   # um * GeV  ... 89 / 54 / 38 / 23 um at pT 0.75 / 1.5 / 3.5 / 10 GeV
+    lost_hit_res_scale: tuple = (1.5, 3.0, 40.0)   # impact resolution x this for lostInnerHits 0 / 1 / 2
     pixel_l1_radius: float = 2.9             # cm
     pixel_l2_radius: float = 6.8
     pixel_l1_half_length: float = 26.7
     pixel_hit_eff: float = 0.93              # a crossed layer-1 module gives a hit (else one lost inner hit)
     pixel_l1_inactive: float = 0.10          # layer 1 crossed outside an active module: first hit in layer 2, none lost
-    seed_from_outer: float = 0.05            # prompt tracks seeded from outer layers only (>= 2 lost inner hits)
+    seed_from_outer: float = 0.10            # prompt tracks seeded from outer layers only (>= 2 lost inner hits)
     track_details_pt: float = 0.5            # GeV: packed candidates keep track details above
     # vertexing
     vertex_eff: float = 0.92
     vertex_min_tracks: int = 2
     vertex_z_res: float = 0.002              # cm
     fit_dz_sig: float = 3.0                  # tracks used in a vertex fit within this dz significance
-    fit_track_eff: float = 0.85              # prompt tracks passing the vertex-fit track selection (plateau)
-    fit_track_turnon: float = 0.8            # GeV: soft tracks are down-weighted out of the adaptive fit
+    fit_track_eff: float = 0.93              # prompt tracks passing the vertex-fit track selection (plateau)
+    fit_track_turnon: float = 0.5            # GeV: soft tracks are down-weighted out of the adaptive fit
     tight_dz_sig: float = 1.5
     compat_dz: float = 0.1                   # cm: CompatibilityDz window to the closest vertex ...
     compat_dz_sig: float = 5.0               # ... within this dz significance ...

@@ -2,8 +2,8 @@
 
 Tracks are extrapolated (helix in the 3.8 T field) to the ECAL and HCAL surfaces and linked
 to the cluster they point at (``calorimeter.cluster_at``: the impact cell or its 3x3
-window). Tracks and the clusters linked to them form blocks (connected components). In
-each block:
+window). Tracks and the clusters linked to them form blocks (connected components; an ECAL
+cluster joins only the block of its most energetic track, see ``blocks``). In each block:
 
 - identified muons (tracker + efficiency; hadrons fake with a small rate) take their track
   momentum and a MIP out of the block's calorimeter energy; identified electrons (efficiency
@@ -44,14 +44,23 @@ def link_tracks(tracks: dict, layers: list[tuple], radius: float, z: float,
     return out
 
 
-def blocks(n_tracks: int, n_ecal: int, n_hcal: int, t_ecal: np.ndarray, t_hcal: np.ndarray) -> np.ndarray:
-    """Block (connected component) of every node: tracks, then ECAL, then HCAL clusters."""
+def blocks(n_tracks: int, n_ecal: int, n_hcal: int, t_ecal: np.ndarray, t_hcal: np.ndarray,
+           track_p: np.ndarray | None = None) -> np.ndarray:
+    """Block (connected component) of every node: tracks, then ECAL, then HCAL clusters.
+
+    A track joins the HCAL cluster it points at; an ECAL cluster joins the block of the most energetic track
+    pointing at it (``track_p``, GeV; all its tracks when None). So, as in CMS PF, the calorimeter energy is
+    compared with the tracks cluster by cluster and a dense jet core is not one giant block with one neutral."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = n_tracks + n_ecal + n_hcal
     t = np.arange(n_tracks)
     me, mh = t_ecal >= 0, t_hcal >= 0
+    if track_p is not None and me.any():
+        best = np.full(n_ecal, -1.0)
+        np.maximum.at(best, t_ecal[me], track_p[me])
+        me = me & (track_p >= best[np.maximum(t_ecal, 0)])
     rows = np.concatenate([t[me], t[mh]])
     cols = np.concatenate([n_tracks + t_ecal[me], n_tracks + n_ecal + t_hcal[mh]])
     g = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
@@ -106,10 +115,10 @@ def particle_flow(tracks: dict, ecal: dict, hcal: dict, hf: dict, table: dict, r
     """
     nt, ne, nh = len(tracks["pt"]), len(ecal["energy"]), len(hcal["energy"])
     te, th = tracks["link_ecal"], tracks["link_hcal"]
-    blk = blocks(nt, ne, nh, te, th)
+    p = tracks["pt"] * np.cosh(tracks["eta"])
+    blk = blocks(nt, ne, nh, te, th, p)
     nb = int(blk.max()) + 1 if len(blk) else 0
     bt, be, bh = blk[:nt], blk[nt:nt + ne], blk[nt + ne:]
-    p = tracks["pt"] * np.cosh(tracks["eta"])
     e_e = np.where(te >= 0, ecal["energy"][np.maximum(te, 0)], 0.0) if ne else np.zeros(nt)
     e_h = np.where(th >= 0, hcal["energy"][np.maximum(th, 0)], 0.0) if nh else np.zeros(nt)
     is_mu, is_e = identify_leptons(tracks, e_e, e_h, rng, cfg)

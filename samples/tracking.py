@@ -27,9 +27,20 @@ def track_efficiency(pt: np.ndarray, r_prod: np.ndarray, cfg: DetectorConfig = N
 
 
 def impact_resolution(pt: np.ndarray, eta: np.ndarray, cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
-    """(sigma_d0, sigma_dz) in cm."""
-    s0 = 1e-4 * np.hypot(cfg.d0_res_um, cfg.d0_ms_um / np.maximum(pt, 0.1) / np.sqrt(1.0 / np.cosh(eta) + 1e-3))
-    return s0, 1.5 * s0 * np.cosh(eta) ** 0.5
+    """(sigma_d0, sigma_dz) in cm of a prompt track with a hit in the first pixel layer."""
+    pt = np.maximum(pt, 0.1)
+    s0 = 1e-4 * np.hypot(cfg.d0_res_um, cfg.d0_ms_um / pt / np.sqrt(1.0 / np.cosh(eta) + 1e-3))
+    sz = 1e-4 * np.hypot(cfg.dz_res_um, cfg.dz_ms_um / pt) * np.cosh(eta) ** 0.75
+    return s0, sz
+
+
+def lost_hit_scale(lost_inner_hits: np.ndarray, r_prod: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
+    """Factor on the impact resolution of a track whose first hit is further out: ``lost_hit_res_scale`` per
+    lostInnerHits code 0 / 1 / 2 (a track seeded in the strips has a dz error of ~0.2 cm, as in real PFNano) or,
+    for a displaced track, 1 + r_prod / r(layer 1), whichever is larger."""
+    scale = np.select([lost_inner_hits == 0, lost_inner_hits == 1, lost_inner_hits >= 2],
+                      list(cfg.lost_hit_res_scale), 1.0)
+    return np.maximum(scale, 1.0 + np.asarray(r_prod) / cfg.pixel_l1_radius)
 
 
 def lost_inner_hits(r_prod: np.ndarray, z_l1: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
@@ -75,17 +86,18 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
     pt_trk = pt * np.maximum(1.0 + rel * g[0], 0.05)
     d0_true = vx * np.sin(phi) - vy * np.cos(phi)
     dz_true = vz - (vx * np.cos(phi) + vy * np.sin(phi)) * np.sinh(eta)
-    s0, sz = impact_resolution(pt, eta, cfg)
-    s0 = s0 * (1.0 + r_prod / cfg.pixel_l1_radius)          # fewer pixel hits for displaced tracks
-    sz = sz * (1.0 + r_prod / cfg.pixel_l1_radius)
     z_l1 = parts["z0"] + (cfg.pixel_l1_radius - np.minimum(r_prod, cfg.pixel_l1_radius)) * np.sinh(eta)
+    lih = lost_inner_hits(r_prod, z_l1, u[1], cfg)
+    s0, sz = impact_resolution(pt, eta, cfg)
+    scale = lost_hit_scale(lih, r_prod, cfg)                 # fewer pixel hits: worse impact parameters
+    s0, sz = s0 * scale, sz * scale
     return {
         "tracked": tracked, "pt_trk": pt_trk, "r_prod": r_prod,
         "d0": d0_true + s0 * g[1], "dz": dz_true + sz * g[2], "d0Err": s0, "dzErr": sz,
         "trkChi2": np.floor(rng.chisquare(8, n) / 8.0 * (1.0 + 2.0 * (r_prod > cfg.pixel_l1_radius))),
-        "lostInnerHits": lost_inner_hits(r_prod, z_l1, u[1], cfg),
+        "lostInnerHits": lih,
         "details": pt_trk > cfg.track_details_pt,
-        "fit_ok": fit_selection(pt_trk, u[2], cfg),
+        "fit_ok": fit_selection(pt_trk, u[2], cfg) & (lih < 2),   # the vertex fit wants >= 2 pixel layers
     }
 
 
@@ -147,5 +159,5 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     return assoc_local.astype(np.int64), quality.astype(np.int32)
 
 
-__all__ = ["track_efficiency", "impact_resolution", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
+__all__ = ["track_efficiency", "impact_resolution", "lost_hit_scale", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
            "reconstruct_vertices", "associate_tracks"]
