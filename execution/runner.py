@@ -217,6 +217,23 @@ def preprocess_only(fileset: dict, reuse_check: bool, treename: str = "Events", 
         return list(runner.preprocess(named, treename=None))
 
 
+def read_options(fileset: dict, proc) -> dict:
+    """How the chunks are opened: files on local disk memory-mapped (uproot's ``MemmapSource``: a branch
+    read is a memory copy, not a request to fsspec's I/O thread), and NanoEvents built from the branches
+    the processor says it can read (its ``branch_patterns()``, uproot ``filter_name`` globs), not from
+    every branch of the file. Neither changes a value read."""
+    import uproot
+
+    options: dict = {}
+    paths = [p for entry in fileset.values() for p in entry["files"]]
+    if paths and all(Path(str(p)).exists() for p in paths):
+        options["uproot_options"] = {"handler": uproot.source.file.MemmapSource}
+    patterns = getattr(proc, "branch_patterns", None)
+    if callable(patterns):
+        options["iteritems_options"] = {"filter_name": list(patterns())}
+    return options
+
+
 def validate_sizes(chunksize: int, max_chunks: int | None, workers: int) -> None:
     """One-line errors for sizes that must be positive (before any work)."""
     if chunksize is None or chunksize < 1:
@@ -259,7 +276,7 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
                 prefill_metadata(runner.metadata_cache, named)
                 chunks = list(runner.preprocess(named, treename=None))
                 started = time.perf_counter()
-                result = runner(chunks, proc, treename=treename)
+                result = runner(chunks, proc, treename=treename, **read_options(named, proc))
                 processing_seconds = time.perf_counter() - started
         except KeyboardInterrupt:
             done = chunks_done(checkpointer, chunks)

@@ -209,16 +209,18 @@ def _numpy_tables(function) -> None:
 
     ``jme_standard_function`` keeps them as awkward arrays (bins x var) and indexes them for every
     call, which costs more than the formula; with one value per bin (text files binned in one
-    variable) the numpy table gives the same numbers. Tables that are not regular stay as they are.
+    variable) the numpy table gives the same numbers. Such a table is stored 1-D (one copy less per
+    lookup), and a clamp table with the same value in every bin as one value, which jetmet_tools then
+    applies as a scalar instead of gathering it jet by jet (the same clip). Tables that are not
+    regular stay as they are.
     """
-    for name in ("_params",):
-        tables = getattr(function, name, None)
-        if isinstance(tables, list):
-            setattr(function, name, [_regular(t) for t in tables])
+    tables = getattr(function, "_params", None)
+    if isinstance(tables, list):
+        function._params = [_one_column(_regular(t)) for t in tables]
     for name in ("_eval_clamp_mins", "_eval_clamp_maxs"):
         tables = getattr(function, name, None)
         if isinstance(tables, dict):
-            setattr(function, name, {k: _regular(t) for k, t in tables.items()})
+            setattr(function, name, {k: _uniform(_regular(t)) for k, t in tables.items()})
 
 
 def _regular(table):
@@ -226,6 +228,31 @@ def _regular(table):
         return ak.to_numpy(table) if isinstance(table, ak.Array) else table
     except ValueError:  # jagged for real: keep the awkward table
         return table
+
+
+def _one_column(table):
+    """A numpy (bins, 1) table as (bins,): the same values for ``table[bin_indices]`` once flattened."""
+    return table[:, 0] if isinstance(table, np.ndarray) and table.ndim == 2 and table.shape[1] == 1 else table
+
+
+def _uniform(table):
+    """A numpy clamp table whose entries are all equal as a one-entry table of that value, which
+    jetmet_tools applies as a scalar bound (a list array: its ``ak.flatten`` is the cheapest);
+    any other table unchanged."""
+    if isinstance(table, np.ndarray) and table.ndim == 2 and table.size > 1 and np.all(table == table.flat[0]):
+        return ak.unflatten(table.reshape(-1)[:1].copy(), [1])
+    return table
+
+
+def _binning_only(corrector) -> set[str]:
+    """Inputs every level uses only to find its bin (never in its formula): those can be given as float64
+    (exact for float32 values) so that the bin search needs no conversion of its own."""
+    funcs = getattr(corrector, "_funcs", None)
+    if not funcs:
+        return set()
+    binned = set().union(*(set(getattr(f, "_dim_order", ())) for f in funcs))
+    in_formula = set().union(*(set(getattr(f, "_eval_vars", ())) for f in funcs))
+    return binned - in_formula - {"JetPt", "JetE"}
 
 
 def flat_corrector(cfg: JECConfig):
@@ -255,5 +282,13 @@ def l1l2_pt_flat(columns: dict[str, np.ndarray], cfg: JECConfig) -> np.ndarray:
     except KeyError as err:
         raise BadInputError(f"{cfg.source or 'JEC config'}: the corrections need {err.args[0]!r}, "
                             f"which the jet table lacks") from None
+    for k in _binning_only(corrector) & set(args):
+        args[k] = np.asarray(args[k], dtype=np.float64)
     factor = corrector.getCorrection(**args)
     return np.asarray(factor) * columns[JEC_NAME_MAP["ptRaw"]]
+
+
+def jec_columns(cfg: JECConfig) -> set[str]:
+    """The jet-table columns (``JEC_NAME_MAP`` names: pt_raw, eta, area, rho, ...) the corrections read."""
+    names = dict(JEC_NAME_MAP, JetPt=JEC_NAME_MAP["ptRaw"], JetMass=JEC_NAME_MAP["massRaw"])
+    return {names.get(k, k) for k in flat_corrector(cfg).signature}

@@ -158,6 +158,62 @@ def reco_pt_hist() -> hist.Hist:
     )
 
 
+def flow_index(h: hist.Hist, axis: str, values) -> np.ndarray:
+    """Bin of each value on ``h``'s axis, counted in ``h.view(flow=True)`` (underflow first where the axis
+    has one): boost-histogram's own ``axis.index``, i.e. the bin ``h.fill`` puts the value in."""
+    ax = h.axes[axis]
+    edges = np.asarray(ax.edges) if isinstance(ax, hist.axis.Variable) else None
+    if edges is not None and len(edges) <= 8 and ax.traits.underflow and ax.traits.overflow:
+        # a few edges: the edges not above each value, counted (boost-histogram's rule: a value equal to the
+        # last edge, +inf and NaN go to the overflow), faster than the bin search
+        x = np.asarray(values, dtype=np.float64)
+        below = np.zeros(x.shape, dtype=np.int64)
+        for edge in edges:
+            below += x < edge
+        return len(edges) - below
+    return np.asarray(ax.index(values), dtype=np.int64) + (1 if ax.traits.underflow else 0)
+
+
+def flavour_index(h: hist.Hist, code: np.ndarray, axis: str = "flavour") -> np.ndarray:
+    """Flavour codes (``flavour_code``) to the bins of ``h``'s flavour axis (``flavour_category``'s names),
+    without making the strings."""
+    lut = np.full(22, h.axes[axis].index("unknown"), dtype=np.int64)
+    for name, codes in (("uds", (1, 2, 3)), ("c", (4,)), ("b", (5,)), ("g", (21,))):
+        lut[list(codes)] = h.axes[axis].index(name)
+    code = np.asarray(code)
+    inside = (code >= 0) & (code < len(lut))
+    return np.where(inside, lut[np.where(inside, code, 0)], lut[0])
+
+
+def add_counts(h: hist.Hist, rows: dict[str, dict[str, np.ndarray]]) -> None:
+    """``h.fill(correction=row, **values)`` for each row in order, with unit weights, from the values' bins
+    (``flow_index``, ``flavour_index``; per row one array per other axis): one ``np.add.at`` per row on the
+    histogram's storage.
+
+    The rows' categories are added as the fills would add them (only rows with an entry, in this order),
+    in one step: one entry of weight 0 each (growing the storage row by row costs a copy of it each
+    time). The histogram equals the one filled value by value (Double storage: counts are exact sums).
+    """
+    rows = {name: index for name, index in rows.items() if len(next(iter(index.values()))) > 0}
+    new = [name for name in rows if name not in list(h.axes["correction"])]
+    if new:
+        h.fill(correction=new, **{ax.name: [ax.value(0)] * len(new) for ax in h.axes if ax.name != "correction"},
+               weight=0.0)
+    view = h.view(flow=True)
+    flat = view.ravel(order="K")
+    contiguous = np.shares_memory(flat, view)
+    for name, index in rows.items():
+        row = h.axes["correction"].index(name)
+        where = [row if ax.name == "correction" else index[ax.name] for ax in h.axes]
+        if contiguous:
+            linear = 0
+            for w, stride in zip(where, view.strides):
+                linear = linear + w * (stride // view.itemsize)
+            np.add.at(flat, linear, 1.0)
+        else:  # storage not contiguous: index the view itself
+            np.add.at(view, tuple(np.broadcast_arrays(*where)), 1.0)
+
+
 def flat_numpy(a) -> np.ndarray:
     """Any (jagged) array as a flat numpy array."""
     return ak.to_numpy(ak.flatten(a, axis=None)) if isinstance(a, ak.Array) else np.asarray(a)
@@ -169,28 +225,47 @@ def flat_columns(collection: ak.Array, fields) -> dict[str, np.ndarray]:
     """Flat numpy arrays (one entry per object, events after events) of the named fields a jagged
     collection has; absent fields are left out."""
     have = set(collection.fields)
-    return {f: ak.to_numpy(ak.flatten(collection[f])) for f in fields if f in have}
+    fields = [f for f in fields if f in have]
+    layout = collection.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.RecordArray):
+        # the record's field buffers themselves, between the first and last offset (no per-field
+        # projection and flatten of the jagged array: the same numbers)
+        offsets = ak.to_numpy(ak.Array(layout.offsets.data))  # materialised if virtual
+        start, stop = int(offsets[0]), int(offsets[-1])
+        out = {}
+        for f in fields:
+            content = layout.content.content(f)
+            if not (isinstance(content, ak.contents.NumpyArray) and len(content.inner_shape) == 0):
+                out[f] = ak.to_numpy(ak.flatten(collection[f]))
+            else:
+                out[f] = ak.to_numpy(content)[start:stop]
+        return out
+    return {f: ak.to_numpy(ak.flatten(collection[f])) for f in fields}
 
 
-def select_flat_jets(events: ak.Array, min_pt_raw: float, max_abs_eta: float,
-                     extra: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+def select_flat_jets(events: ak.Array, min_pt_raw: float, max_abs_eta: float, extra: tuple[str, ...] = (),
+                     mass: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """The jets with a finite raw pT above ``min_pt_raw`` (GeV) and |eta| < ``max_abs_eta``, as flat numpy.
 
     Returns (columns, counts per event, jets with a non-finite raw pT). Columns: pt_raw, mass_raw
     (``raw_pt``, ``raw_mass``), eta, phi, area, rho (of the jet's event), ``event`` (its index in
     the chunk), ``index`` (its position in ``ak.flatten(events.Jet)``) and the ``extra`` Jet fields
-    the file has. Same numbers as the jagged functions above, without jagged arrays.
+    the file has, plus ``n_jets_all`` (the chunk's jets before selection). Same numbers as the jagged
+    functions above, without jagged arrays. ``mass=False``: no mass_raw (Jet_mass is not read).
     """
     n_all = ak.to_numpy(ak.num(events.Jet)).astype(np.int64)
-    cols = flat_columns(events.Jet, ("pt", "rawFactor", "eta", "phi", "mass", "area") + tuple(extra))
+    cols = flat_columns(events.Jet, ("pt", "rawFactor", "eta", "phi", "area") + (("mass",) if mass else ())
+                        + tuple(extra))
     pt_raw = (1.0 - cols["rawFactor"]) * cols["pt"]
     finite = finite_pt(pt_raw)
     keep = finite & (pt_raw > min_pt_raw) & (abs(cols["eta"]) < max_abs_eta)
     event_all = np.repeat(np.arange(len(n_all)), n_all)
     index = np.nonzero(keep)[0]
     event = event_all[index]
-    out = {"pt_raw": pt_raw[index], "mass_raw": ((1.0 - cols["rawFactor"]) * cols["mass"])[index],
-           "rho": ak.to_numpy(event_rho(events))[event], "event": event, "index": index}
+    out = {"pt_raw": pt_raw[index], "rho": ak.to_numpy(event_rho(events))[event], "event": event, "index": index,
+           "n_jets_all": int(n_all.sum())}
+    if mass:
+        out["mass_raw"] = ((1.0 - cols["rawFactor"][index]) * cols["mass"][index])
     out.update({f: v[index] for f, v in cols.items() if f not in ("pt", "rawFactor", "mass")})
     return out, np.bincount(event, minlength=len(n_all)), int(np.sum(~finite))
 

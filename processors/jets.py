@@ -7,10 +7,10 @@ import numpy as np
 from coffea import processor
 
 from core.errors import BadInputError
-from physics.jec import JECConfig, l1l2_pt_flat
-from physics.jets import (REFERENCE_ROWS, count_false, event_rho, flat_numpy as _np, flavour_category,
-                          flavour_code, jets_at, match_gen_flat, reco_pt_hist, reference_pts, response_hist,
-                          select_flat_jets)
+from physics.jec import JECConfig, jec_columns, l1l2_pt_flat
+from physics.jets import (REFERENCE_ROWS, add_counts, count_false, event_rho, flat_numpy as _np, flavour_code,
+                          flavour_index, flow_index, jets_at, match_gen_flat, reco_pt_hist, reference_pts,
+                          response_hist, select_flat_jets)
 
 #: Jet fields of CMS's own regressions (reference rows), read where the file has them
 REFERENCE_FIELDS = tuple(sorted({f for factors in REFERENCE_ROWS.values() for f in factors}))
@@ -110,6 +110,17 @@ class JetResponseProcessor(processor.ProcessorABC):
             clear_padded_cache()  # the padded inputs were shared by this chunk's models only
         return out
 
+    def branch_patterns(self) -> list[str]:
+        """The branches ``process`` can read (uproot name globs; ``execution.runner.read_options`` builds
+        the chunk's NanoEvents from these only): event ids, jets with their gen jets and rho, ScoutingPFJet
+        (to name a scouting file), and the PF candidates and secondary vertices when there are models."""
+        patterns = ["run", "luminosityBlock", "event", "nJet", "Jet_*", "nGenJet", "GenJet_*",
+                    "fixedGridRhoFastjetAll", "Rho_*", "nScoutingPFJet", "ScoutingPFJet_*"]
+        if self.models:
+            patterns += [f"{p}{c}{s}" for c in ("PFCands", "JetPFCands", "SV", "JetSVs") for p, s in (("n", ""), ("", "_*"))]
+            patterns += ["PV_*"]
+        return patterns
+
     def check_file(self, events: ak.Array) -> None:
         """BadInputError naming the file when it lacks what every row needs: Jet (with rawFactor) and rho."""
         src = str(events.metadata.get("filename", "events"))
@@ -137,11 +148,12 @@ class JetResponseProcessor(processor.ProcessorABC):
         has_gen = "GenJet" in events.fields and "genJetIdx" in events.Jet.fields
         extra = ("genJetIdx", "hadronFlavour", "partonFlavour") if has_gen else ()
         flat, counts, nonfinite = select_flat_jets(events, self.min_pt_raw, self.max_abs_eta,
-                                                   extra + (REFERENCE_FIELDS if self.reference_rows else ()))
+                                                   extra + (REFERENCE_FIELDS if self.reference_rows else ()),
+                                                   mass=self.jec is not None and "mass_raw" in jec_columns(self.jec))
 
         cutflow = {
             "events": len(events),
-            "jets": int(ak.sum(ak.num(events.Jet))),
+            "jets": int(flat["n_jets_all"]),
             "jets_selected": len(flat["pt_raw"]),
             "jets_nonfinite_pt": nonfinite,  # excluded, counted
         }
@@ -154,23 +166,28 @@ class JetResponseProcessor(processor.ProcessorABC):
             "datasets_without_gen": set() if has_gen else {dataset},
             "skipped": skipped,
         }
-        abs_eta = np.abs(flat["eta"])
-        for name, pt in pts.items():
-            ok = np.isfinite(pt)  # rows without a value for a jet (NaN) fill nothing for it
-            out["reco_pt"].fill(correction=name, abs_eta=abs_eta[ok], pt=pt[ok])
+        # each row is counted from the bins of its values (physics.jets.add_counts: the same histogram as
+        # hist's fill value by value); bins shared by the rows are found once
+        reco = out["reco_pt"]
+        eta_bin = flow_index(reco, "abs_eta", np.abs(flat["eta"]))
+        finite = {name: np.isfinite(pt) for name, pt in pts.items()}  # a jet without a value (NaN) fills nothing
+        add_counts(reco, {name: {"abs_eta": eta_bin[ok], "pt": flow_index(reco, "pt", pts[name][ok])}
+                          for name, ok in finite.items()})
 
         if has_gen:
             matched, gen = match_gen_flat(flat, events.GenJet)
             cutflow["jets_gen_matched"] = int(np.sum(matched))
             code = flavour_code(flat["hadronFlavour"][matched], flat["partonFlavour"][matched])
-            flavour = flavour_category(code)
             pt_gen = gen["pt"]
-            abs_eta_gen = np.abs(gen["eta"])
+            resp = out["response"]
+            shared = {"flavour": flavour_index(resp, code), "abs_eta_gen": flow_index(resp, "abs_eta_gen", np.abs(gen["eta"])),
+                      "pt_gen": flow_index(resp, "pt_gen", pt_gen)}
+            rows = {}
             for name, pt in pts.items():
                 r = pt[matched] / pt_gen
                 ok = np.isfinite(r)
-                out["response"].fill(correction=name, flavour=flavour[ok], abs_eta_gen=abs_eta_gen[ok],
-                                     pt_gen=pt_gen[ok], response=r[ok])
+                rows[name] = dict({k: v[ok] for k, v in shared.items()}, response=flow_index(resp, "response", r[ok]))
+            add_counts(resp, rows)
             if self.keep_jet_arrays:
                 table_out = {
                     "event": ak.to_numpy(events.event)[flat["event"][matched]].astype(np.int64),
