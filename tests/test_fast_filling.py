@@ -151,3 +151,19 @@ def test_branch_filter_and_memory_map_change_no_histogram(shared_data):
     for key in ("response", "reco_pt"):
         assert a[key] == b[key]
     assert a["cutflow"] == b["cutflow"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_outside_equals_any_along_rows(dtype):
+    from models.domain import _float32_bounds, _rows_outside
+
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(3000, 7)).astype(dtype)
+    values[5, 2], values[9, 0], values[11, 6] = np.nan, np.inf, -np.inf
+    lo, hi = np.full(7, -3.0), np.full(7, 3.0)
+    lo[3], hi[4] = -np.inf, np.inf
+    blo, bhi = _float32_bounds(lo, hi) if dtype == np.float32 else (lo, hi)
+    expected = np.any((values < blo) | (values > bhi), axis=1)
+    assert 5 < expected.sum() < 100
+    assert np.array_equal(_rows_outside(values, lo, hi), expected)
+    assert not _rows_outside(np.zeros((0, 7), dtype), lo, hi).size
