@@ -167,3 +167,15 @@ def test_rows_outside_equals_any_along_rows(dtype):
     assert 5 < expected.sum() < 100
     assert np.array_equal(_rows_outside(values, lo, hi), expected)
     assert not _rows_outside(np.zeros((0, 7), dtype), lo, hi).size
+
+
+def test_iterative_run_without_status_prints_nothing_and_sums_like_with_it(shared_data, capfd):
+    from execution.runner import run_processor
+    from processors.jets import JetResponseProcessor
+
+    fileset = {"tt": {"files": {str(shared_data / "cms" / "nano_tt_v12.root"): "Events"}, "metadata": {}}}
+    quiet = run_processor(fileset, JetResponseProcessor(), executor="iterative", status=False, chunksize=70)
+    assert capfd.readouterr().out.strip() == ""  # coffea's rich display is not started at all
+    loud = run_processor(fileset, JetResponseProcessor(), executor="iterative", status=True, chunksize=70)
+    assert quiet["cutflow"]["tt"]["events"] > 70  # several chunks accumulated
+    assert quiet["cutflow"] == loud["cutflow"] and quiet["reco_pt"] == loud["reco_pt"]
