@@ -286,14 +286,17 @@ def match_gen_flat(jets: dict[str, np.ndarray], genjets: ak.Array,
     """
     n_gen = ak.to_numpy(ak.num(genjets)).astype(np.int64)
     gen = flat_columns(genjets, ("pt", "eta", "phi"))
-    idx = jets["genJetIdx"].astype(np.int64)
-    valid = (idx >= 0) & (idx < n_gen[jets["event"]])
-    where = np.concatenate([[0], np.cumsum(n_gen)])[:-1][jets["event"]] + np.where(valid, idx, 0)
-    where = where[valid]
+    idx = jets["genJetIdx"]
+    valid = np.flatnonzero(idx >= 0)  # the jets with a gen jet index, then those inside their event's gen jets
+    event, idx = jets["event"][valid], idx[valid].astype(np.int64)
+    inside = idx < n_gen[event]
+    valid, event, idx = valid[inside], event[inside], idx[inside]
+    where = (np.cumsum(n_gen) - n_gen)[event] + idx
     dr = delta_r(jets["eta"][valid], jets["phi"][valid], gen["eta"][where], gen["phi"][where])
-    matched = np.zeros(len(idx), dtype=bool)
-    matched[np.nonzero(valid)[0][dr < max_dr]] = True
-    take = where[dr < max_dr]
+    close = dr < max_dr
+    matched = np.zeros(len(jets["genJetIdx"]), dtype=bool)
+    matched[valid[close]] = True
+    take = where[close]
     return matched, {k: v[take] for k, v in gen.items()}
 
 
