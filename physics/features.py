@@ -185,9 +185,10 @@ def _relative(c: Constituents, jet: JetTable) -> dict[str, np.ndarray]:
     jet_of = np.repeat(np.arange(len(c.counts)), c.counts)
     pt = _col(c, "pt")
     eta, phi = _col(c, "eta"), _col(c, "phi")
-    jet_pt = np.maximum(jet.pt_raw[jet_of].astype(np.float64), 1e-6)
+    jet_pt = np.maximum(jet.pt_raw[jet_of].astype(np.float64, copy=False), 1e-6)
     dpt, deta, dphi = relative_kinematics(pt, eta, phi, jet_pt,
-                                          jet.eta[jet_of].astype(np.float64), jet.phi[jet_of].astype(np.float64))
+                                          jet.eta[jet_of].astype(np.float64, copy=False),
+                                          jet.phi[jet_of].astype(np.float64, copy=False))
     if not c.has_direction:
         eta, phi = np.zeros_like(pt), np.zeros_like(pt)
         deta, dphi = np.zeros_like(pt), np.zeros_like(pt)
@@ -289,6 +290,8 @@ REQUIRED_BRANCHES: dict[str, tuple[str, ...]] = {
 }
 #: optional PF candidate branches, 0 where absent
 OPTIONAL_PFCAND_BRANCHES = ("dzErr", "puppiWeight", "fromPV")
+#: the PF candidate columns the neutral features use (``assemble_features``)
+NEUTRAL_INPUTS = ("pt", "eta", "phi", "pdgId", "puppiWeight")
 
 
 def _source(events) -> str:
@@ -357,13 +360,15 @@ def jet_features(events, jets, index: np.ndarray | None = None) -> dict[str, ak.
     pf_index, counts = _associated(pf, events.JetPFCands, "pFCandsIdx", n_jets_event, wanted)
     present = set(pf.fields)
     names = REQUIRED_BRANCHES["PFCands"] + tuple(n for n in OPTIONAL_PFCAND_BRANCHES if n in present)
-    cand = {n: _flat(pf[n])[pf_index] for n in names}
-    is_charged = cand["charge"] != 0
+    flat_pf = {n: _flat(pf[n]) for n in names}
+    is_charged = flat_pf["charge"][pf_index] != 0
     jet_of = np.repeat(np.arange(len(counts)), counts)
     ch_counts = np.bincount(jet_of[is_charged], minlength=len(counts))
     ne_counts = counts - ch_counts
-    charged = Constituents({n: v[is_charged] for n, v in cand.items()}, ch_counts)
-    neutral = Constituents({n: v[~is_charged] for n, v in cand.items()}, ne_counts)
+    # each collection gathered once from the candidates, in jet order; neutrals only what they use
+    ch_index, ne_index = pf_index[is_charged], pf_index[~is_charged]
+    charged = Constituents({n: v[ch_index] for n, v in flat_pf.items()}, ch_counts)
+    neutral = Constituents({n: flat_pf[n][ne_index] for n in NEUTRAL_INPUTS if n in flat_pf}, ne_counts)
 
     # secondary vertices through JetSVs
     svs = events.SV
