@@ -11,7 +11,7 @@ import os
 
 # before anything imports TensorFlow (commands import it lazily): no C++/absl/oneDNN start-up lines
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 if __name__ == "__main__" and any(a in ("-v", "--verbose") for a in os.sys.argv[1:]):
