@@ -45,7 +45,17 @@ def sort_by_pt(content: np.ndarray, offsets: np.ndarray, pt_column: int, longer_
         return content
     order = np.arange(len(content))
     order[rows] = rows[np.lexsort((-content[rows, pt_column], jet[rows]))]
-    return content[order]
+    return take_rows(content, order)
+
+
+def take_rows(content: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``content[index]`` for a 2-D array: whole rows copied as single items (``np.take`` on a row-sized
+    void view, several times faster than 2-D fancy indexing; the same bytes)."""
+    content = np.ascontiguousarray(content)
+    if content.ndim != 2 or content.shape[1] == 0:
+        return content[index]
+    row = np.dtype((np.void, content.shape[1] * content.itemsize))
+    return np.take(content.view(row).reshape(-1), index).view(content.dtype).reshape(len(index), content.shape[1])
 
 
 def pad_rows(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray, max_len: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +78,7 @@ def pad_rows(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray, max_len
         pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         dest = np.repeat(np.arange(n_rows) * length, counts) + pos  # flat (row, position) of each entry
         src = np.repeat(start, counts) + pos
-        if width:  # whole rows as single items: np.take / np.put copy them several times faster than 2-D indexing
+        if width:  # whole rows as single items (``take_rows``): np.put copies them faster than 2-D indexing
             row = np.dtype((np.void, width * padded.itemsize))
             source = np.ascontiguousarray(content, dtype=np.float32).view(row).reshape(-1)
             np.put(padded.reshape(n_rows * length, width).view(row).reshape(-1), dest, np.take(source, src))

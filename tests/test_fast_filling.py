@@ -179,3 +179,17 @@ def test_iterative_run_without_status_prints_nothing_and_sums_like_with_it(share
     loud = run_processor(fileset, JetResponseProcessor(), executor="iterative", status=True, chunksize=70)
     assert quiet["cutflow"]["tt"]["events"] > 70  # several chunks accumulated
     assert quiet["cutflow"] == loud["cutflow"] and quiet["reco_pt"] == loud["reco_pt"]
+
+
+def test_take_rows_equals_fancy_indexing():
+    from models.data import take_rows
+
+    rng = np.random.default_rng(5)
+    content = rng.normal(size=(500, 23)).astype(np.float32)
+    content[3, 4] = np.nan
+    index = rng.integers(0, 500, 800)
+    for c in (content, content[:, ::2], np.asfortranarray(content)):  # contiguous or not
+        got = take_rows(c, index)
+        assert got.dtype == c.dtype and got.shape == (800, c.shape[1])
+        assert np.array_equal(got, c[index], equal_nan=True)
+    assert take_rows(content, index[:0]).shape == (0, 23)
