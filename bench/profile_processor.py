@@ -20,7 +20,8 @@ STEPS = {
     "JEC (jetmet_tools)": ("jetmet_tools/",),
     "features": ("features.py:jet_features",),
     "inference (padding + model)": ("models/backends.py", "models/inference.py", "models/padding.py"),
-    "histogram filling": ("hist/basehist.py:fill",),
+    "histogram filling": ("hist/basehist.py:fill", "physics/jets.py:add_counts", "physics/jets.py:flow_index",
+                          "physics/jets.py:flavour_index"),
 }
 
 
@@ -39,15 +40,21 @@ def chunks(fileset: dict, chunksize: int, max_chunks: int | None) -> list[tuple[
     return out[:max_chunks] if max_chunks else out
 
 
-def open_chunk(path: str, tree: str, start: int, stop: int, dataset: str = "bench"):
-    """The NanoEvents of one chunk, virtual arrays (as the Runner gives them to ``process``)."""
+def open_chunk(path: str, tree: str, start: int, stop: int, dataset: str = "bench", proc=None):
+    """The NanoEvents of one chunk, virtual arrays, opened as the Runner opens them for ``proc``
+    (``execution.runner.read_options``: memory-mapped local file, the processor's branches only)."""
     from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
 
+    from execution.runner import read_options
+
+    options = read_options({dataset: {"files": {path: tree}}}, proc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return NanoEventsFactory.from_root({path: tree}, schemaclass=PFNanoAODSchema, mode="virtual",
                                            entry_start=start, entry_stop=stop,
-                                           metadata={"dataset": dataset, "filename": path}).events()
+                                           metadata={"dataset": dataset, "filename": path},
+                                           uproot_options=options.get("uproot_options", {}),
+                                           iteritems_options=options.get("iteritems_options", {})).events()
 
 
 def step_shares(stats: pstats.Stats, total: float) -> dict[str, float]:
@@ -84,13 +91,13 @@ def main(args: argparse.Namespace) -> int:
     fileset, jec, specs = processor_inputs(args)  # a bad input file: one line, before any profiling
     proc = JetResponseProcessor(jec=jec, models=specs)
     todo = chunks(fileset, args.chunksize, args.max_chunks)
-    proc.process(open_chunk(*todo[0]))  # warm-up: imports, JEC stack, model loading
+    proc.process(open_chunk(*todo[0], proc=proc))  # warm-up: imports, JEC stack, model loading
 
     profiler = cProfile.Profile()
     total, events = 0.0, 0
     print(f"profile of JetResponseProcessor.process ({len(specs)} model(s), JEC {'on' if jec else 'off'})")
     for path, tree, start, stop in todo:
-        chunk = open_chunk(path, tree, start, stop)
+        chunk = open_chunk(path, tree, start, stop, proc=proc)
         tic = time.perf_counter()
         profiler.enable()
         proc.process(chunk)
