@@ -35,7 +35,7 @@ HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, 
 
 
 # Bumped whenever the detector changes what it writes: cached samples are kept per version.
-DETECTOR_VERSION = "pf3"
+DETECTOR_VERSION = "pf4"
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ class DetectorConfig:
     track_eff_plateau: float = 0.95
     track_eff_turnon: float = 0.25           # GeV: ~74% at 0.3 GeV, ~87% at 0.5 GeV
     track_max_radius: float = 60.0           # cm: no track from production beyond
+    core_dr: float = 0.02                    # dense jet cores: charged particles closer than this (eta-phi) ...
+    core_min_pt: float = 1.0                 # GeV ... and above this merge pixel clusters: efficiency x exp(-core_loss * n)
+    core_loss: float = 0.05
     track_res_const: float = 0.008
     track_res_slope: float = 1.2e-4          # per GeV
     d0_res_um: float = 20.0
@@ -95,7 +98,7 @@ class DetectorConfig:
     pixel_l1_radius: float = 2.9             # cm
     pixel_l2_radius: float = 6.8
     pixel_l1_half_length: float = 26.7
-    pixel_hit_eff: float = 0.93              # a crossed layer-1 module gives a hit (else one lost inner hit)
+    pixel_hit_eff: float = 0.90              # a crossed layer-1 module gives a hit (else one lost inner hit)
     pixel_l1_inactive: float = 0.10          # layer 1 crossed outside an active module: first hit in layer 2, none lost
     seed_from_outer: float = 0.10            # prompt tracks seeded from outer layers only (>= 2 lost inner hits)
     track_details_pt: float = 0.5            # GeV: packed candidates keep track details above

@@ -65,6 +65,24 @@ def fit_selection(pt: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) 
     return u < cfg.fit_track_eff * (1.0 - np.exp(-np.asarray(pt) / cfg.fit_track_turnon))
 
 
+def core_neighbours(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, hard: np.ndarray, dr: float) -> np.ndarray:
+    """Per particle, the number of other ``hard`` particles of its event within ``dr`` in (eta, phi)."""
+    from scipy.spatial import cKDTree
+
+    out = np.zeros(len(eta), dtype=np.int64)
+    idx = np.nonzero(hard)[0]
+    if len(idx) < 2:
+        return out
+    width = 30.0
+    span = width * (int(event.max()) + 2)
+    pts = np.stack([eta[idx] + 10.0 + width * event[idx], np.minimum(np.mod(phi[idx], 2 * np.pi),
+                                                                      np.nextafter(2 * np.pi, 0))], axis=1)
+    tree = cKDTree(pts, boxsize=np.array([span, 2 * np.pi]))
+    pairs = tree.query_pairs(dr, output_type="ndarray")
+    out[idx] = np.bincount(pairs.ravel(), minlength=len(idx)) if len(pairs) else 0
+    return out
+
+
 def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> dict:
     """Tracks of flat particles.
 
@@ -81,7 +99,12 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
     r_prod = np.hypot(vx, vy)
     u = rng.random((4, n))
     g = rng.standard_normal((3, n))
-    tracked = (q != 0) & (aeta < cfg.tracker_eta) & (pt > cfg.track_min_pt) & (u[0] < track_efficiency(pt, r_prod, cfg))
+    eff = track_efficiency(pt, r_prod, cfg)
+    if "event" in parts and cfg.core_loss > 0:                # merged pixel clusters in dense jet cores
+        near = core_neighbours(parts["event"], eta, phi, (q != 0) & (pt > cfg.core_min_pt) & (aeta < cfg.tracker_eta),
+                               cfg.core_dr)
+        eff = eff * np.exp(-cfg.core_loss * near)
+    tracked = (q != 0) & (aeta < cfg.tracker_eta) & (pt > cfg.track_min_pt) & (u[0] < eff)
     rel = np.hypot(cfg.track_res_const, cfg.track_res_slope * pt) * (1.0 + 0.5 * aeta / cfg.tracker_eta)
     pt_trk = pt * np.maximum(1.0 + rel * g[0], 0.05)
     d0_true = vx * np.sin(phi) - vy * np.cos(phi)
@@ -159,5 +182,5 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     return assoc_local.astype(np.int64), quality.astype(np.int32)
 
 
-__all__ = ["track_efficiency", "impact_resolution", "lost_hit_scale", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
+__all__ = ["core_neighbours", "track_efficiency", "impact_resolution", "lost_hit_scale", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
            "reconstruct_vertices", "associate_tracks"]

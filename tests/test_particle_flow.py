@@ -181,3 +181,27 @@ def test_spectrum_weights_reproduce_the_reference_spectrum():
     want = np.histogram(ref, JET_PT_EDGES)[0] / len(ref)
     assert np.allclose(got, want)
     assert np.all(w[own > JET_PT_EDGES[-1]] == 0)
+
+
+def test_dense_core_neighbours_counted_per_event_and_across_phi_wrap():
+    from samples.tracking import core_neighbours
+
+    event = np.array([0, 0, 0, 1, 1, 1])
+    eta = np.array([0.5, 0.505, 0.9, 0.0, 0.0, 0.0])
+    phi = np.array([1.0, 1.0, 1.0, np.pi - 0.004, -np.pi + 0.004, 2.0])   # event 1: a pair across the phi wrap
+    hard = np.array([True, True, True, True, True, True])
+    assert core_neighbours(event, eta, phi, hard, 0.02).tolist() == [1, 1, 0, 1, 1, 0]
+    hard[1] = False                                                            # soft particles do not count
+    assert core_neighbours(event, eta, phi, hard, 0.02).tolist() == [0, 0, 0, 1, 1, 0]
+
+
+def test_impact_resolution_like_real_pfnano_and_worse_without_inner_hits():
+    """Prompt |eta| ~ 0 tracks: real PFNano dzErr medians are ~89 um at 0.75 GeV and ~23 um at 10 GeV; a track
+    seeded in the strips (lostInnerHits 2) has ~40x that, so it cannot be dz-compatible (dzErr < 0.05 cm)."""
+    from samples.tracking import impact_resolution, lost_hit_scale
+
+    _, sz = impact_resolution(np.array([0.75, 10.0]), np.zeros(2))
+    assert 70e-4 < sz[0] < 110e-4 and 18e-4 < sz[1] < 30e-4
+    scale = lost_hit_scale(np.array([-1, 0, 1, 2, -1]), np.array([0.0, 0.0, 0.0, 0.0, 29.0]))
+    assert scale.tolist() == [1.0, 1.5, 3.0, 40.0, 11.0]
+    assert sz[1] * scale[3] > 0.05
