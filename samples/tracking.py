@@ -2,7 +2,8 @@
 
 ``reconstruct_tracks`` decides which charged particles are tracked (efficiency with a
 low-pT turn-on, falling with the production radius, so K0S/Lambda products far out are
-lost) and measures them (pT resolution, impact parameters with the production vertex,
+lost, and in dense jet cores where pixel clusters merge) and measures them (pT resolution,
+impact parameters with the production vertex, worse without inner pixel hits,
 ``lostInnerHits`` in the NanoAOD convention: -1 first hit in pixel layer 1, 0 no lost
 inner hit, 1 one, 2 more). ``reconstruct_vertices`` finds pileup vertices (>= 2 tracks of
 pT > 0.5 GeV, an efficiency) and ``associate_tracks`` assigns every track a vertex and a
@@ -87,7 +88,8 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
     """Tracks of flat particles.
 
     ``parts``: pt, eta, phi, charge, vx, vy (cm, from the beam line), vz (cm, relative to the
-    primary vertex), z0 (cm, absolute z of the production point). Returns per particle:
+    primary vertex), z0 (cm, absolute z of the production point), optional event (for the dense-core
+    losses, see ``core_neighbours``). Returns per particle:
     ``tracked``, ``pt_trk``, ``d0``, ``dz`` (w.r.t. the PV), ``d0Err``, ``dzErr``,
     ``trkChi2``, ``lostInnerHits``, ``details`` (packed track details kept), ``r_prod``,
     ``fit_ok`` (passes the vertex-fit track selection, see ``fit_selection``).
@@ -182,5 +184,5 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     return assoc_local.astype(np.int64), quality.astype(np.int32)
 
 
-__all__ = ["core_neighbours", "track_efficiency", "impact_resolution", "lost_hit_scale", "lost_inner_hits", "fit_selection", "reconstruct_tracks",
-           "reconstruct_vertices", "associate_tracks"]
+__all__ = ["core_neighbours", "track_efficiency", "impact_resolution", "lost_hit_scale", "lost_inner_hits",
+           "fit_selection", "reconstruct_tracks", "reconstruct_vertices", "associate_tracks"]
