@@ -87,9 +87,13 @@ def time_inference(fileset: dict, spec, max_events: int = 20000, repeat: int = 3
 
 def gpu_seen(specs) -> bool:
     """Whether TensorFlow (.keras models) or ONNX Runtime (.onnx models, CUDA provider) sees a GPU."""
-    import tensorflow as tf
+    from models.backends import quiet_native_stderr
 
-    if tf.config.list_physical_devices("GPU"):
+    with quiet_native_stderr():  # TensorFlow's C++ start-up lines, as in bench models
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
         return True
     if any(s.path.endswith(".onnx") for s in specs):
         import onnxruntime as ort
