@@ -51,14 +51,16 @@ def jet_flavour(jets: ak.Array) -> ak.Array:
     return ak.where(hadron != 0, hadron, parton)
 
 
+#: flavour codes (``flavour_code``) of each histogram flavour name; any other code is "unknown"
+FLAVOUR_CODES = {"uds": (1, 2, 3), "c": (4,), "b": (5,), "g": (21,)}
+
+
 def flavour_category(flavour: np.ndarray) -> np.ndarray:
     """Flavour codes to the histogram's names: uds, c, b, g, unknown."""
     flavour = np.asarray(flavour)
     out = np.full(flavour.shape, "unknown", dtype=object)
-    out[(flavour >= 1) & (flavour <= 3)] = "uds"
-    out[flavour == 4] = "c"
-    out[flavour == 5] = "b"
-    out[flavour == 21] = "g"
+    for name, codes in FLAVOUR_CODES.items():
+        out[np.isin(flavour, codes)] = name
     return out.astype(str)
 
 
@@ -178,7 +180,7 @@ def flavour_index(h: hist.Hist, code: np.ndarray, axis: str = "flavour") -> np.n
     """Flavour codes (``flavour_code``) to the bins of ``h``'s flavour axis (``flavour_category``'s names),
     without making the strings."""
     lut = np.full(22, h.axes[axis].index("unknown"), dtype=np.int64)
-    for name, codes in (("uds", (1, 2, 3)), ("c", (4,)), ("b", (5,)), ("g", (21,))):
+    for name, codes in FLAVOUR_CODES.items():
         lut[list(codes)] = h.axes[axis].index(name)
     code = np.asarray(code)
     inside = (code >= 0) & (code < len(lut))

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from physics.jets import FLAVOUR_CODES
 from samples.pf_validation import pf_figures, save_figure
-
-FLAVOURS = {"uds": (1, 2, 3), "c": (4,), "b": (5,), "g": (21,)}
 
 
 def load_jets(files: list[str]) -> dict:
@@ -64,7 +63,7 @@ def median_response(jets: dict, flavour: str | None, pt_lo: float, pt_hi: float,
     """Median raw response pt_raw/pt_gen of matched jets in a pt_gen bin (and flavour); (median, count)."""
     sel = (jets["pt_gen"] >= pt_lo) & (jets["pt_gen"] < pt_hi) & (np.abs(jets["eta_gen"]) < eta_max)
     if flavour is not None:
-        sel &= np.isin(jets["flavour"], FLAVOURS[flavour])
+        sel &= np.isin(jets["flavour"], FLAVOUR_CODES[flavour])
     r = jets["pt_raw"][sel] / jets["pt_gen"][sel]
     return (float(np.median(r)) if len(r) else float("nan")), int(len(r))
 
@@ -84,13 +83,13 @@ def validation_figures(files: list[str], outdir: str) -> list[str]:
     paths = []
     edges = np.geomspace(20, 3000, 14)
     fig, ax = plt.subplots()
-    for fl in FLAVOURS:
+    for fl in FLAVOUR_CODES:
         med = [median_response(jets, fl, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])]
         ax.plot(np.sqrt(edges[:-1] * edges[1:]), med, "o-", label=fl)
     ax.set_xscale("log"); ax.set_xlabel(r"$p_T^{gen}$ [GeV]"); ax.set_ylabel("median raw response"); ax.legend()
     paths += save_figure(fig, out / "raw_response_flavour")
     sel = (jets["pt_gen"] > 30) & (jets["pt_gen"] < 100) & (np.abs(jets["eta_gen"]) < 2.5)
-    q, g = sel & np.isin(jets["flavour"], (1, 2, 3)), sel & (jets["flavour"] == 21)
+    q, g = sel & np.isin(jets["flavour"], FLAVOUR_CODES["uds"]), sel & np.isin(jets["flavour"], FLAVOUR_CODES["g"])
     for key, bins, name in (("nConstituents", np.arange(0, 80, 2), "multiplicity_qg"),
                             ("sigma2", np.linspace(0, 0.2, 40), "sigma2_qg")):
         fig, ax = plt.subplots()
