@@ -48,14 +48,18 @@ def sort_by_pt(content: np.ndarray, offsets: np.ndarray, pt_column: int, longer_
     return take_rows(content, order)
 
 
+def row_items(matrix: np.ndarray) -> np.ndarray:
+    """A C-contiguous 2-D array (n, F), F > 0, seen as n single row-sized void items (no copy): ``np.take`` and
+    ``np.put`` on it move whole rows, several times faster than 2-D fancy indexing, the same bytes."""
+    return matrix.view(np.dtype((np.void, matrix.shape[1] * matrix.itemsize))).reshape(-1)
+
+
 def take_rows(content: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``content[index]`` for a 2-D array: whole rows copied as single items (``np.take`` on a row-sized
-    void view, several times faster than 2-D fancy indexing; the same bytes)."""
+    """``content[index]`` for a 2-D array, whole rows copied as single items (``row_items``)."""
     content = np.ascontiguousarray(content)
     if content.ndim != 2 or content.shape[1] == 0:
         return content[index]
-    row = np.dtype((np.void, content.shape[1] * content.itemsize))
-    return np.take(content.view(row).reshape(-1), index).view(content.dtype).reshape(len(index), content.shape[1])
+    return np.take(row_items(content), index).view(content.dtype).reshape(len(index), content.shape[1])
 
 
 def pad_rows(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray, max_len: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -78,10 +82,9 @@ def pad_rows(content: np.ndarray, offsets: np.ndarray, rows: np.ndarray, max_len
         pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
         dest = np.repeat(np.arange(n_rows) * length, counts) + pos  # flat (row, position) of each entry
         src = np.repeat(start, counts) + pos
-        if width:  # whole rows as single items (``take_rows``): np.put copies them faster than 2-D indexing
-            row = np.dtype((np.void, width * padded.itemsize))
-            source = np.ascontiguousarray(content, dtype=np.float32).view(row).reshape(-1)
-            np.put(padded.reshape(n_rows * length, width).view(row).reshape(-1), dest, np.take(source, src))
+        if width:  # whole rows as single items (``row_items``)
+            source = row_items(np.ascontiguousarray(content, dtype=np.float32))
+            np.put(row_items(padded.reshape(n_rows * length, width)), dest, np.take(source, src))
         mask.reshape(-1)[dest] = 1.0
     return padded, mask
 
