@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from samples.eta_phi import eta_phi_tree
+
 TRACKER_ETA = 2.5
 
 
 def _alpha(event, eta, phi, pt, ref, r, rmin, n_events, query=None):
-    from scipy.spatial import cKDTree
-
-    width = 30.0
-    box = np.array([width * (n_events + 1), 2 * np.pi])
-    pts = np.stack([eta + 10.0 + width * event, np.mod(phi, 2 * np.pi)], axis=1)
-    pts[:, 1] = np.minimum(pts[:, 1], np.nextafter(2 * np.pi, 0))
     alpha = np.full(len(eta), -np.inf)
     if not ref.any() or len(eta) == 0:
         return alpha
@@ -30,7 +26,8 @@ def _alpha(event, eta, phi, pt, ref, r, rmin, n_events, query=None):
     qidx = np.arange(len(eta)) if query is None else np.nonzero(query)[0]
     if len(qidx) == 0:
         return alpha
-    t_q, t_ref = cKDTree(pts[qidx], boxsize=box), cKDTree(pts[ridx], boxsize=box)
+    t_q = eta_phi_tree(event[qidx], eta[qidx], phi[qidx], n_events)
+    t_ref = eta_phi_tree(event[ridx], eta[ridx], phi[ridx], n_events)
     pairs = t_q.sparse_distance_matrix(t_ref, r, output_type="ndarray")
     ok = pairs["v"] > rmin
     i, j, d = qidx[pairs["i"][ok]], ridx[pairs["j"][ok]], pairs["v"][ok]

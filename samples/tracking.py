@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from samples.detector import NOMINAL, DetectorConfig
+from samples.eta_phi import eta_phi_tree
 
 Q_NOT_RECO, Q_OTHER_DZ, Q_BTAG, Q_DZ, Q_FIT_LOOSE, Q_FIT_TIGHT = 0, 1, 4, 5, 6, 7
 
@@ -68,17 +69,11 @@ def fit_selection(pt: np.ndarray, u: np.ndarray, cfg: DetectorConfig = NOMINAL) 
 
 def core_neighbours(event: np.ndarray, eta: np.ndarray, phi: np.ndarray, hard: np.ndarray, dr: float) -> np.ndarray:
     """Per particle, the number of other ``hard`` particles of its event within ``dr`` in (eta, phi)."""
-    from scipy.spatial import cKDTree
-
     out = np.zeros(len(eta), dtype=np.int64)
     idx = np.nonzero(hard)[0]
     if len(idx) < 2:
         return out
-    width = 30.0
-    span = width * (int(event.max()) + 2)
-    pts = np.stack([eta[idx] + 10.0 + width * event[idx], np.minimum(np.mod(phi[idx], 2 * np.pi),
-                                                                      np.nextafter(2 * np.pi, 0))], axis=1)
-    tree = cKDTree(pts, boxsize=np.array([span, 2 * np.pi]))
+    tree = eta_phi_tree(event[idx], eta[idx], phi[idx], int(event.max()) + 1)
     pairs = tree.query_pairs(dr, output_type="ndarray")
     out[idx] = np.bincount(pairs.ravel(), minlength=len(idx)) if len(pairs) else 0
     return out
