@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from physics.jets import FLAVOUR_CODES
+
 REAL_PFNANO = Path(__file__).resolve().parents[2] / "shared" / "data" / "cms" / "pfnano.root"
 TYPES = {"charged": (11, 13, 211), "photon": (22,), "neutral": (130,), "hf": (1, 2)}
 
@@ -62,7 +64,7 @@ def pf_numbers(files: list[str]) -> dict:
     q = rank * 5 // max(len(fn), 1)
     med = [float(np.median(r[sel][q == k])) if np.any(q == k) else float("nan") for k in range(5)]
     low = (j["pt_gen"] > 30) & (j["pt_gen"] < 50) & (np.abs(j["eta_gen"]) < 1.3)
-    uds, g = low & np.isin(j["flavour"], (1, 2, 3)), low & (j["flavour"] == 21)
+    uds, g = low & np.isin(j["flavour"], FLAVOUR_CODES["uds"]), low & np.isin(j["flavour"], FLAVOUR_CODES["g"])
     out = {"n_jets": int(sel.sum()), "response_by_nh_quintile": med,
            "nh_quintile_change": float(med[-1] / med[0] - 1.0) if med[0] > 0 else float("nan"),
            "qg_response_difference_30_50": float(np.median(r[uds]) - np.median(r[g])) if uds.any() and g.any()
@@ -180,7 +182,7 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
 
 
 __all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions", "pfcand_table", "spectrum_weight",
-           "bootstrap_spread", "merge_distributions"]
+           "bootstrap_spread", "merge_distributions", "pfcand_breakdown"]
 
 
 def save_figure(fig, stem: Path) -> list[str]:
@@ -255,3 +257,66 @@ def pfcand_table(generated: str | list[str], real: str, pt_min: float = 0.0, abs
         pull = (g[k] - r[k]) / e if e > 0 else float("nan")
         lines.append(f"| {k} | {g[k]:.3f} ± {gerr[k]:.3f} | {r[k]:.3f} ± {err[k]:.3f} | {pull:+.1f} |")
     return "\n".join(lines)
+
+
+BREAKDOWN_JET_PT = ((30.0, 100.0), (100.0, 300.0), (1000.0, 2000.0))
+
+
+def _jet_constituents(files: list[str]) -> dict[str, np.ndarray]:
+    """Jet-constituent PFCands (raw jet pT > 30 GeV, |eta| < 2.5) of ``files`` as flat columns, each with its
+    jet's raw pT (``jet_pt``), plus per event rho and the number of pileup interactions (-1 where absent)."""
+    import awkward as ak
+    import uproot
+
+    keys = ("pt", "eta", "pdgId", "charge", "puppiWeight", "pvAssocQuality", "lostInnerHits", "dzErr")
+    cols: dict[str, list] = {k: [] for k in keys + ("jet_pt", "rho", "n_pu")}
+    for f in files:
+        tree = uproot.open(f)["Events"]
+        a = tree.arrays([f"PFCands_{k}" for k in keys] + ["JetPFCands_pFCandsIdx", "JetPFCands_jetIdx", "Jet_pt",
+                                                           "Jet_rawFactor", "Jet_eta", "fixedGridRhoFastjetAll"])
+        raw = (1 - a["Jet_rawFactor"]) * a["Jet_pt"]
+        keep = ((raw > 30) & (abs(a["Jet_eta"]) < 2.5))[a["JetPFCands_jetIdx"]]
+        idx = a["JetPFCands_pFCandsIdx"][keep]
+        for k in keys:
+            cols[k].append(ak.to_numpy(ak.flatten(a[f"PFCands_{k}"][idx])))
+        cols["jet_pt"].append(ak.to_numpy(ak.flatten(raw[a["JetPFCands_jetIdx"][keep]])))
+        cols["rho"].append(ak.to_numpy(a["fixedGridRhoFastjetAll"]))
+        cols["n_pu"].append(tree["Pileup_nPU"].array(library="np") if "Pileup_nPU" in tree.keys()
+                            else np.full(len(raw), -1))
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def pfcand_breakdown(files: str | list[str]) -> dict[str, float]:
+    """Where the PFCands of jets differ, as numbers to set next to real PFNano's (GeV, cm): per jet raw-pT range
+    (``BREAKDOWN_JET_PT``) the pT shares of charged / photons / neutral hadrons, the neutral hadrons' median pT,
+    the share of neutrals below 1 GeV and the share of 3-10 GeV neutrals at PUPPI weight 1; for charged tracks the
+    share of lostInnerHits=2 tracks at pvAssocQuality 1 and the median dzErr of prompt |eta| < 1 tracks with a
+    layer-1 hit in pT bins; the events' mean rho and pileup interactions."""
+    c = _jet_constituents([files] if isinstance(files, str) else list(files))
+    pid, pt, charged = np.abs(c["pdgId"]), c["pt"].astype(float), c["charge"] != 0
+    neutral_w = c["puppiWeight"]
+    out: dict[str, float] = {}
+    for lo, hi in BREAKDOWN_JET_PT:
+        tag = f"{lo:.0f}-{hi:.0f} GeV jets"
+        s = (c["jet_pt"] > lo) & (c["jet_pt"] < hi)
+        total = max(pt[s].sum(), 1e-9)
+        out[f"{tag}: pT share charged"] = float(pt[s & charged].sum() / total)
+        out[f"{tag}: pT share photons"] = float(pt[s & (pid == 22)].sum() / total)
+        out[f"{tag}: pT share neutral hadrons"] = float(pt[s & (pid == 130)].sum() / total)
+        nh, ne = s & (pid == 130), s & ~charged
+        mid = ne & (pt > 3) & (pt < 10)
+        out[f"{tag}: neutral-hadron median pT"] = float(np.median(pt[nh])) if nh.any() else float("nan")
+        out[f"{tag}: neutrals below 1 GeV"] = float(np.mean(pt[ne] < 1)) if ne.any() else float("nan")
+        out[f"{tag}: 3-10 GeV neutrals at PUPPI weight 1"] = float(np.mean(neutral_w[mid] > 0.99)) if mid.any() \
+            else float("nan")
+    strip = charged & (c["lostInnerHits"] == 2)
+    out["lostInnerHits=2 tracks at pvAssocQuality 1"] = float(np.mean(c["pvAssocQuality"][strip] == 1)) \
+        if strip.any() else float("nan")
+    prompt = charged & (c["lostInnerHits"] == -1) & (c["dzErr"] > 0) & (np.abs(c["eta"]) < 1)
+    for lo, hi in ((0.5, 1.0), (1.0, 2.0), (2.0, 5.0), (5.0, 20.0)):
+        m = prompt & (pt > lo) & (pt < hi)
+        out[f"median dzErr [um], prompt tracks {lo:g}-{hi:g} GeV"] = float(np.median(c["dzErr"][m]) * 1e4) if m.any() \
+            else float("nan")
+    out["mean rho [GeV]"] = float(np.mean(c["rho"]))
+    out["mean pileup interactions"] = float(np.mean(c["n_pu"]))
+    return out

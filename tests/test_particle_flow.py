@@ -137,6 +137,22 @@ def test_pfcand_table_of_hard_jets(nopu_files, shared_data):
     assert table.count("\n") == len(gen) + 1
 
 
+
+def test_pfcand_breakdown_of_the_real_file(shared_data):
+    """The breakdown's numbers on real PFNano: pT shares that add up, the strip-seeded tracks only closest in dz,
+    dz errors falling with pT, Run-2 pileup."""
+    from samples.pf_validation import BREAKDOWN_JET_PT, pfcand_breakdown
+
+    b = pfcand_breakdown(str(shared_data / "cms" / "pfnano.root"))
+    for lo, hi in BREAKDOWN_JET_PT:
+        tag = f"{lo:.0f}-{hi:.0f} GeV jets"
+        shares = [b[f"{tag}: pT share {k}"] for k in ("charged", "photons", "neutral hadrons")]
+        assert sum(shares) == pytest.approx(1.0, abs=0.01) and 0.4 < shares[0] < 0.7
+    assert b["lostInnerHits=2 tracks at pvAssocQuality 1"] > 0.7
+    dz = [b[f"median dzErr [um], prompt tracks {k}"] for k in ("0.5-1 GeV", "1-2 GeV", "2-5 GeV", "5-20 GeV")]
+    assert dz == sorted(dz, reverse=True) and 10 < dz[-1] < dz[0] < 200
+    assert 10 < b["mean rho [GeV]"] < 30 and 20 < b["mean pileup interactions"] < 40
+
 def test_tracks_outside_vertex_fits_are_associated_by_dz():
     """PrimaryVertexAssignment-like: fit -> 7; not in a fit -> 5 when dz-compatible with the closest vertex
     (small dz error), 1 when only closest, 0 when far from all; PUPPI's fromPV logic on top."""
