@@ -47,6 +47,8 @@ numpy_call_wrapper = _ml_tools_helper().numpy_call_wrapper
 
 #: per-process model cache: (backend, path) -> model or session
 _MODELS: dict[tuple[str, str], object] = {}
+#: flat Deep Sets functions (``KerasJetModel.flat_function``): (id(model), widths) -> (model, function or None)
+_FLAT: dict[tuple, tuple] = {}
 
 
 def _caps_from_config(path: Path, default: int = 128) -> dict[str, int]:
@@ -167,10 +169,12 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
                 raise BadInputError(f"{self.path}: input '{coll}' expects {widths[coll]} features per constituent")
 
     def numpy_call(self, globals_flat: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
-        """y_hat (n_jets,) float32 of flat jets: ordered by length, padded per batch, halved on out-of-memory.
+        """y_hat (n_jets,) float32 of flat jets, halved batches on out-of-memory.
 
-        The padded batches are kept (``models.padding.PADDED``) for the next model called on the
-        same inputs with the same caps and batch size, which then runs its inference only.
+        A Deep Sets model runs on the flat constituents (``flat_function``: no padding); any other is
+        run padded per batch on jets ordered by length. The capped flat inputs and the padded batches
+        are kept (``models.padding.PADDED``) for the next model called on the same inputs with the same
+        caps and batch size, which then runs its inference only.
         """
         from models.data import pad_rows
         from models.padding import PADDED, plan_batches, run_plan, same_inputs
@@ -180,10 +184,16 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
         inputs = tuple(np.asarray(a) for a in (globals_flat,) + blocks)
         key = (tuple(sorted(widths.items())), tuple(sorted(self.max_len.items())), self.batch_size)
         if PADDED.key != key or not same_inputs(PADDED.inputs, inputs):
-            flat = self._flat_inputs(widths, n, globals_flat, blocks)
-            plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
-            PADDED.reset(key, inputs, flat, plan)
-        flat, plan = PADDED.flat, PADDED.plan
+            PADDED.reset(key, inputs, self._flat_inputs(widths, n, globals_flat, blocks))
+        flat = PADDED.flat
+        flat_fn = self.flat_function(widths)
+        if flat_fn is not None:
+            from models.flat_deepsets import predict_flat
+
+            return predict_flat(flat_fn, flat, self.batch_size, is_oom=_is_oom)
+        if PADDED.plan is None:
+            PADDED.plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
+        plan = PADDED.plan
 
         def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
             batch = PADDED.batches.get((begin, stop))
@@ -198,21 +208,22 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
 
         return run_plan(plan, make_batch, self.run_batch, self.batch_size, is_oom=_is_oom)
 
+    def flat_function(self, widths: dict[str, int]):
+        """A function running the model on flat constituents (``models.flat_deepsets``), or None: pad."""
+        return None
+
     def _flat_inputs(self, widths: dict[str, int], n: int, globals_flat: np.ndarray, blocks: tuple) -> dict:
-        """globals (n, G) and per collection (content (N, F) float32, offsets, cap), hardest entries first
-        in a jet that exceeds its cap."""
-        from models.data import sort_by_pt
+        """globals (n, G) and per collection (content (N, F) float32, offsets, cap) with at most ``cap``
+        entries per jet, the hardest ones of a longer jet (``models.data.cap_rows``)."""
+        from models.data import cap_rows
 
         flat: dict = {"globals": np.asarray(globals_flat, dtype=np.float32).reshape(n, widths["globals"])}
         for i, coll in enumerate(COLLECTIONS):
-            counts = np.asarray(blocks[2 * i + 1], dtype=np.int64)
             offsets = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(counts, out=offsets[1:])
+            np.cumsum(np.asarray(blocks[2 * i + 1], dtype=np.int64), out=offsets[1:])
             content = np.asarray(blocks[2 * i], dtype=np.float32).reshape(-1, widths[coll])
             cap = self.max_len.get(coll)
-            if cap and counts.max(initial=0) > cap:
-                content = sort_by_pt(content, offsets, 0, longer_than=cap)
-            flat[coll] = (content, offsets, cap)
+            flat[coll] = cap_rows(content, offsets, cap) + (cap,)
         return flat
 
 
@@ -238,6 +249,8 @@ class KerasJetModel(JetModelWrapper):
     """A ``.keras`` jet model through TensorFlow (GPU when TensorFlow sees one)."""
 
     backend = "keras"
+    #: run a Deep Sets model on flat constituents (``flat_function``); False: always padded
+    run_flat = True
 
     def _load(self):
         from models.inference import load_model
@@ -248,6 +261,19 @@ class KerasJetModel(JetModelWrapper):
     def input_widths(self) -> dict[str, int]:
         return {inp.name.split(":")[0]: int(inp.shape[-1]) for inp in self.model.inputs
                 if not inp.name.split(":")[0].endswith("_mask")}
+
+    def flat_function(self, widths: dict[str, int]):
+        """The model on flat constituents when it is a Deep Sets model (``models.flat_deepsets``), else None;
+        made once per model (the key also holds the widths it was traced for)."""
+        if not self.run_flat:
+            return None
+        key = (id(self.model), tuple(sorted(widths.items())))
+        if key not in _FLAT or _FLAT[key][0] is not self.model:
+            from models.flat_deepsets import flat_deepsets
+
+            with quiet_native_stderr():
+                _FLAT[key] = (self.model, flat_deepsets(self.model, widths))
+        return _FLAT[key][1]
 
     def run_batch(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         from models.inference import predict_function

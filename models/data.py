@@ -36,16 +36,39 @@ def sort_by_pt(content: np.ndarray, offsets: np.ndarray, pt_column: int, longer_
     With ``longer_than`` only jets with more entries than that are reordered (the others are
     padded whole, so their order does not matter); the sort then touches only those jets.
     """
+    if longer_than <= 0:
+        counts = np.diff(offsets)
+        jet = np.repeat(np.arange(len(counts)), counts)
+        return content[np.lexsort((-content[:, pt_column], jet))]
+    order = _long_jets_pt_order(content, offsets, pt_column, longer_than)
+    return content if order is None else take_rows(content, order)
+
+
+def _long_jets_pt_order(content: np.ndarray, offsets: np.ndarray, pt_column: int, longer_than: int) -> np.ndarray | None:
+    """The row order of ``sort_by_pt(..., longer_than)``: entries of jets longer than ``longer_than`` by
+    decreasing pT (ties in storage order), the others in place; None when no jet is that long."""
     counts = np.diff(offsets)
     jet = np.repeat(np.arange(len(counts)), counts)
-    if longer_than <= 0:
-        return content[np.lexsort((-content[:, pt_column], jet))]
     rows = np.flatnonzero(counts[jet] > longer_than)
     if len(rows) == 0:
-        return content
+        return None
     order = np.arange(len(content))
     order[rows] = rows[np.lexsort((-content[rows, pt_column], jet[rows]))]
-    return take_rows(content, order)
+    return order
+
+
+def cap_rows(content: np.ndarray, offsets: np.ndarray, cap: int | None, pt_column: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(content, offsets) with at most ``cap`` entries per jet: the hardest ``cap`` of a longer jet (ordered as
+    ``sort_by_pt`` orders them), the others whole and in place: the entries ``pad_rows`` keeps with
+    ``max_len=cap``, in one row copy (none when no jet is longer)."""
+    counts = np.diff(offsets)
+    order = _long_jets_pt_order(content, offsets, pt_column, cap) if cap else None
+    if order is None:
+        return content, offsets
+    position = np.arange(len(content)) - np.repeat(offsets[:-1], counts)
+    capped = np.zeros_like(offsets)
+    np.cumsum(np.minimum(counts, cap), out=capped[1:])
+    return take_rows(content, order[position < cap]), capped
 
 
 def row_items(matrix: np.ndarray) -> np.ndarray:

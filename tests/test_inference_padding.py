@@ -106,7 +106,9 @@ def shipped_wrapper():
         pytest.skip("shipped model absent")
     from models.backends import KerasJetModel
 
-    return KerasJetModel(SHIPPED, batch_size=64)
+    wrapper = KerasJetModel(SHIPPED, batch_size=64)
+    wrapper.run_flat = False  # the padded path (a Deep Sets model otherwise runs flat: tests/test_flat_deepsets.py)
+    return wrapper
 
 
 def test_bucketed_inference_equals_padding_to_the_longest_jet(shipped_wrapper):
@@ -138,6 +140,7 @@ def test_second_model_on_the_same_features_reuses_the_padding(shipped_wrapper, m
     calls = []
     monkeypatch.setattr(data, "pad_rows", lambda *a: calls.append(a) or (_ for _ in ()).throw(AssertionError))
     other = KerasJetModel(SHIPPED, batch_size=64)  # another wrapper (another row) of the same inputs
+    other.run_flat = False
     second = np.asarray(other(feats))
     np.testing.assert_array_equal(first, second)
     assert not calls
