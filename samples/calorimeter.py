@@ -40,6 +40,7 @@ class CaloGrid:
     spread: float = 0.25     # lateral scale of the sharing (cell units)
     max_cell_deta: float = 0.5
     seed_neighbours: int = 8  # a seed is a local maximum over 8 (3x3) or 4 (edge) neighbours; CMS: ECAL 8, HCAL 4
+    seed_threshold_pt: float = 0.0  # local maxima below this transverse energy (GeV) do not seed either (CMS EE: 0.15)
 
     @property
     def neta(self) -> int:
@@ -173,14 +174,16 @@ def cluster_cells(grid: CaloGrid, keys: np.ndarray, energy: np.ndarray,
         if np.array_equal(nxt, parent):
             break
         parent = nxt
+    ev, eta_c, phi_c = cell_centre(grid, keys)
     is_seed = (parent == np.arange(n)) & (energy > grid.seed_threshold)
+    if grid.seed_threshold_pt > 0:
+        is_seed &= energy > grid.seed_threshold_pt * np.cosh(eta_c)
     seed_rows = np.nonzero(is_seed)[0]
     cid = np.full(n, -1)
     cid[seed_rows] = np.arange(len(seed_rows))
     label = cid[parent] if n else cid
     m = label >= 0
     nc = len(seed_rows)
-    ev, eta_c, phi_c = cell_centre(grid, keys)
     e_cl = np.bincount(label[m], energy[m], nc)
     seed_phi = phi_c[seed_rows]
     dphi = np.mod(phi_c[m] - seed_phi[label[m]] + np.pi, TWO_PI) - np.pi

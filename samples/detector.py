@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from samples.calorimeter import CaloGrid, eta_edges
+from samples.material import conversion_probability, tracker_material
 
 PF_CHARGED, PF_ELECTRON, PF_MUON, PF_PHOTON, PF_NEUTRAL, PF_HF_HAD, PF_HF_EM = 211, 11, 13, 22, 130, 1, 2
 PION_MASS = 0.13957
@@ -27,7 +28,7 @@ ELECTRON_MASS = 0.000511
 EB = CaloGrid("EB", eta_edges((-1.479, 1.479, 170)), 360, noise=0.04, threshold=0.08, seed_threshold=0.23,
               miscalibration=0.005, miscal_seed=101, share=0.12, spread=0.2)
 EE = CaloGrid("EE", eta_edges((-3.0, -1.479, 52), (1.479, 3.0, 52)), 360, noise=0.15, threshold=0.3,
-              seed_threshold=0.6, miscalibration=0.01, miscal_seed=102, share=0.12, spread=0.2)
+              seed_threshold=0.6, miscalibration=0.01, miscal_seed=102, share=0.12, spread=0.2, seed_threshold_pt=0.15)
 HCAL = CaloGrid("HCAL", eta_edges((-3.0, 3.0, 69)), 72, noise=0.25, threshold=0.8, seed_threshold=1.1,
                 miscalibration=0.03, miscal_seed=103, share=0.2, spread=0.3, seed_neighbours=4)
 HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, threshold=1.2, seed_threshold=2.0,
@@ -35,7 +36,7 @@ HF = CaloGrid("HF", eta_edges((-5.0, -3.0, 12), (3.0, 5.0, 12)), 36, noise=0.4, 
 
 
 # Bumped whenever the detector changes what it writes: cached samples are kept per version.
-DETECTOR_VERSION = "pf4"
+DETECTOR_VERSION = "pf5"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class DetectorConfig:
     hcal_radius: float = 1.9
     hcal_z: float = 3.9
     hf_z: float = 11.15
+    tracker_radius: float = 1.1              # m: photons convert in the tracker material (samples.material) ...
+    photon_conversions: bool = True          # ... into an e+e- pair bent apart; legs that curl up are lost
     # EM showers
     ecal_stoch: float = 0.03                 # sqrt(GeV)
     ecal_const: float = 0.003
@@ -95,6 +98,8 @@ class DetectorConfig:
     dz_res_um: float = 22.0                  # |eta| < 1 prompt tracks with a layer-1 hit: real PFNano dzErr is
     dz_ms_um: float = 70.0                   # um * GeV  ... 89 / 54 / 38 / 23 um at pT 0.75 / 1.5 / 3.5 / 10 GeV
     lost_hit_res_scale: tuple = (1.5, 3.0, 40.0)   # impact resolution x this for lostInnerHits 0 / 1 / 2
+    ip_tail_fraction: float = 0.05           # tracks whose impact parameters are measured ...
+    ip_tail_scale: float = 5.0               # ... this many times worse than their errors say (tails)
     pixel_l1_radius: float = 2.9             # cm
     pixel_l2_radius: float = 6.8
     pixel_l1_half_length: float = 26.7
@@ -113,6 +118,9 @@ class DetectorConfig:
     compat_dz: float = 0.1                   # cm: CompatibilityDz window to the closest vertex ...
     compat_dz_sig: float = 5.0               # ... within this dz significance ...
     compat_dz_err: float = 0.05              # cm: ... for tracks with a dz error below this
+    btag_dz: float = 0.1                     # cm: b-track recovery (pvAssocQuality 4) within this dz ...
+    btag_dxy: float = 0.1                    # cm: ... and this dxy of the closest vertex ...
+    btag_axis: float = 0.07                  # cm: ... with an impact below this (CMS: distance to the jet axis)
     # particle flow
     pf_excess_nsigma: float = 1.0
     pf_track_link_pt: float = 0.0
@@ -201,6 +209,34 @@ def hadron_showers(e: np.ndarray, pid: np.ndarray, mass: np.ndarray, rng: np.ran
     return e_ecal, total - e_ecal, fem
 
 
+def photon_conversions(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, photon: np.ndarray,
+                       rng: np.random.Generator, cfg: DetectorConfig = NOMINAL) -> dict:
+    """Photons converting in the tracker material (``conversion_probability`` of ``tracker_material``).
+
+    The pair shares the energy (``share``, 1 - ``share``, flat) and converts at a radius flat up to the
+    tracker's (or the ECAL endcap's) transverse reach; each leg bends from there to the ECAL surface
+    (``phi_a``, ``phi_b``) and reaches it only if its helix gets that far out (``reach_a``, ``reach_b``):
+    a soft leg curls up in the tracker and its energy is lost to the ECAL clusters, as in CMS, where
+    soft converted photons mostly vanish below the crystal thresholds. Returns per particle ``conv``.
+    """
+    n = len(pt)
+    u = rng.random((3, n))
+    conv = photon & (u[0] < conversion_probability(tracker_material(eta))) & cfg.photon_conversions
+    r_t = np.minimum(cfg.ecal_radius, cfg.ecal_z / np.maximum(np.abs(np.sinh(eta)), 1e-9))
+    r_c = u[1] * np.minimum(cfg.tracker_radius, r_t)
+    share = 0.02 + 0.96 * u[2]
+    k = 0.3 * cfg.b_field
+    out = {"conv": conv, "share": share}
+    for leg, frac, q in (("a", share, 1.0), ("b", 1.0 - share, -1.0)):
+        pt_leg = np.maximum(frac * pt, 1e-6)
+        r_curv = pt_leg / k                                       # m
+        out[f"reach_{leg}"] = np.hypot(r_c, r_curv) + r_curv > r_t
+        bend = (np.arcsin(np.clip(0.5 * k * r_t / pt_leg, 0.0, 1.0))
+                - np.arcsin(np.clip(0.5 * k * r_c / pt_leg, 0.0, 1.0)))
+        out[f"phi_{leg}"] = np.mod(phi - q * bend + np.pi, 2 * np.pi) - np.pi
+    return out
+
+
 def em_showers(e: np.ndarray, rng: np.random.Generator, stoch: float, const: float, scale: float) -> np.ndarray:
     """EM shower energies read by a calorimeter (GeV): scale, stochastic and constant terms."""
     rel = np.sqrt(stoch ** 2 / np.maximum(e, 1e-3) + const ** 2)
@@ -237,6 +273,14 @@ def calo_deposits(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = N
     e_hcal = np.where(had, h_hcal, np.where(mu, mip_h, 0.0))
     tot = np.maximum(e_ecal + e_hcal, 1e-12)
     t_ecal, t_hcal = e * e_ecal / tot, e * e_hcal / tot
+    # converted photons: leg a takes the photon's row, leg b gets rows of its own (same particle index)
+    cv = photon_conversions(pt, eta, phi, (a == 22) & central, rng, cfg)
+    conv, share = cv["conv"], cv["share"]
+    leg_b = conv & cv["reach_b"]
+    e_leg_b, t_leg_b = e_ecal * (1.0 - share), t_ecal * (1.0 - share)
+    e_ecal = np.where(conv, np.where(cv["reach_a"], e_ecal * share, 0.0), e_ecal)
+    t_ecal = np.where(conv, t_ecal * share, t_ecal)
+    phi_e = np.where(conv, cv["phi_a"], phi_e)
     ok_e = central & reach_e & (e_ecal > 0)
     ok_h = central & reach_h & (e_hcal > 0)
     # HF: EM showers mostly in the long (EM) fibres, hadron showers mostly read as hadronic
@@ -254,9 +298,12 @@ def calo_deposits(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = N
         d.update({k: v[mask] for k, v in more.items()})
         return d
 
-    return {"ecal": pack(ok_e, phi_e, e_ecal, t_ecal), "hcal": pack(ok_h, phi_h, e_hcal, t_hcal),
+    ecal = pack(ok_e, phi_e, e_ecal, t_ecal)
+    legs = pack(leg_b & (e_leg_b > 0), cv["phi_b"], e_leg_b, t_leg_b)
+    return {"ecal": {k: np.concatenate([ecal[k], legs[k]]) for k in ecal}, "hcal": pack(ok_h, phi_h, e_hcal, t_hcal),
             "hf": pack(ok_f, phi_f, e_hf, e.astype(np.float64), em=e_hf * share_em)}
 
 
 __all__ = ["DETECTOR_VERSION", "DetectorConfig", "NOMINAL", "EB", "EE", "HCAL", "HF", "calo_deposits", "hadron_showers",
+           "photon_conversions",
            "em_showers", "mean_em_fraction", "surface_phi", "visible_energy", "groom_scale"]

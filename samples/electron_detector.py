@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from samples.material import conversion_probability, tracker_material
+
 #: bending constant 0.3 * B[T] * R_ECAL[m] / 2 (GeV rad) for B = 3.8 T, R = 1.29 m
 BENDING_K = 0.3 * 3.8 * 1.29 / 2
 #: half-width in phi of the supercluster road (rad)
@@ -66,9 +68,7 @@ class ElectronDetector:
 
     def material(self, eta: np.ndarray) -> np.ndarray:
         """Radiation lengths of tracker material in front of the ECAL at pseudorapidity eta."""
-        a = np.abs(eta)
-        t = 0.22 + 0.32 * a**2 - 0.3 * np.clip(a - 1.6, 0, None) ** 2
-        return self.material_scale * np.clip(t, 0.2, 1.2)
+        return tracker_material(eta, self.material_scale)
 
 
 NOMINAL = ElectronDetector()
@@ -166,7 +166,7 @@ def simulate_electrons(e_true: np.ndarray, eta: np.ndarray, phi: np.ndarray, cha
     # deposits: column 0 the electron, then brem photons, then generator FSR photons
     dep_deta = [np.zeros((n, 1)), 0.002 * rng.standard_normal((n, max_g))]
     # a brem photon converts in the material left after its emission point (7/9 per X0)
-    conv = rng.uniform(size=(n, max_g)) < 1 - np.exp(-7 / 9 * t[:, None] * (1 - s))
+    conv = rng.uniform(size=(n, max_g)) < conversion_probability(t[:, None] * (1 - s))
     # a converted brem photon becomes an e+e- pair sharing its energy (u, 1 - u) that the field opens in phi
     # by K (1 - s) / pT_leg each way: at Z energies the soft legs land outside the supercluster road (seen as
     # nearby PF photons) or curl up before the ECAL (lost) -- brem that leaves the cluster, more so in data

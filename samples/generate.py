@@ -21,7 +21,7 @@ RHO_ETA, RHO_NETA, RHO_NPHI = 4.7, 17, 12
 PU_LIBRARY_EVENTS = 200
 PU_LIBRARY_SEED = 20260
 BEAMSPOT_SIGMA_Z_CM = 3.5
-LIBRARY_VERSION = "v2"          # v2: K0S/Lambda decay in flight, production vertices stored
+LIBRARY_VERSION = "v3"          # v2: K0S/Lambda decay in flight, production vertices stored; v3: only inside the calorimeter
 GHOST_AREA, GHOST_MAXRAP = 0.01, 5.0
 #: PFCands branches and dtypes written, as in real PFNano (../shared/data/cms/pfnano.root)
 PFCAND_BRANCHES = {"pt": np.float32, "eta": np.float32, "phi": np.float32, "mass": np.float32, "pdgId": np.int32,

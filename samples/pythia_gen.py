@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from samples.detector import NOMINAL
+
 PROCESSES = ("qcd", "minbias")
 ECM = 13600.0
 PTHAT_MIN = 15.0
 BIAS_POWER = 4.0
 BIAS_REF = 15.0
+#: decays happen only inside the calorimeter's inner surface (the detector's ECAL barrel radius and endcap z, mm)
+CALO_XY_MM, CALO_Z_MM = 1000.0 * NOMINAL.ecal_radius, 1000.0 * NOMINAL.ecal_z
 
 
 def make_pythia(process: str, seed: int, ecm: float = ECM):
@@ -26,9 +30,12 @@ def make_pythia(process: str, seed: int, ecm: float = ECM):
     p = pythia8mc.Pythia("", False)
     settings = [f"Beams:eCM = {ecm}", "Random:setSeed = on", f"Random:seed = {1 + seed % 900_000_000}",
                 "Print:quiet = on", "Next:numberCount = 0",
-                # as Geant4 in CMS: K0S, Lambda, Sigma, Xi, Omega decay in flight (c*tau < 1 m);
-                # pi+-, K+-, K0L, neutrons are stable
-                "ParticleDecays:limitTau0 = on", "ParticleDecays:tau0Max = 1000"]
+                # as Geant4 in CMS: K0S, Lambda, Sigma, Xi, Omega decay in flight (c*tau < 1 m), but only
+                # before they reach the calorimeter (ECAL barrel radius 1.29 m, endcap |z| 3.15 m); beyond it
+                # they shower as hadrons; pi+-, K+-, K0L, neutrons are stable
+                "ParticleDecays:limitTau0 = on", "ParticleDecays:tau0Max = 1000",
+                "ParticleDecays:limitCylinder = on", f"ParticleDecays:xyMax = {CALO_XY_MM}",
+                f"ParticleDecays:zMax = {CALO_Z_MM}"]
     if process == "qcd":
         settings += ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {PTHAT_MIN}",
                      "PhaseSpace:bias2Selection = on", f"PhaseSpace:bias2SelectionPow = {BIAS_POWER}",

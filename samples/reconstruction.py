@@ -102,7 +102,8 @@ def reconstruct(parts: dict, n_events: int, n_pu: np.ndarray, seed: int, table: 
     npv = np.add.reduceat(v_reco.astype(np.int64), off[:-1]) if len(v_reco) else np.ones(n_events, np.int64)
     t = {k: v[rows] for k, v in trk_all.items()}
     assoc, quality = associate_tracks(tracks["event"], p["vertex"][rows], t["dz"], t["dzErr"],
-                                      np.abs(t["d0"]) / t["d0Err"], vz_flat, v_reco, n_vert, cfg, t["fit_ok"])
+                                      np.abs(t["d0"]) / t["d0Err"], vz_flat, v_reco, n_vert, cfg, t["fit_ok"],
+                                      d0=t["d0"], eta=tracks["eta"])
     cands = _candidate_columns(cands, t, assoc, quality, p, rows, npv, cfg)
     return {"cands": cands, "tracks": tracks, "clusters": clusters, "npv": npv, "linked_raw": info["linked_raw"]}
 

@@ -9,7 +9,7 @@ inner hit, 1 one, 2 more). ``reconstruct_vertices`` finds pileup vertices (>= 2 
 pT > 0.5 GeV, an efficiency) and ``associate_tracks`` assigns every track a vertex and a
 ``pvAssocQuality`` the way PrimaryVertexAssignment does from dz compatibility: 7/6 used in
 a vertex fit (tight/loose), 5 dz-compatible with the closest vertex in dz (within 0.1 cm and 5 sigma,
-for tracks with a dz error below 0.05 cm), 4 displaced and assigned to the PV (b-tag compatibility),
+for tracks with a dz error below 0.05 cm), 4 b-track recovery (within 1 mm of the closest vertex, close to a jet axis),
 1 closest in dz but incompatible, 0 more than 1 cm from every reconstructed vertex.
 """
 from __future__ import annotations
@@ -111,9 +111,12 @@ def reconstruct_tracks(parts: dict, rng: np.random.Generator, cfg: DetectorConfi
     s0, sz = impact_resolution(pt, eta, cfg)
     scale = lost_hit_scale(lih, r_prod, cfg)                 # fewer pixel hits: worse impact parameters
     s0, sz = s0 * scale, sz * scale
+    # non-Gaussian tails (hit mis-assignment, hard scatters in the material): a share of the tracks is
+    # measured ``ip_tail_scale`` times worse than its error says
+    tail = np.where(u[3] < cfg.ip_tail_fraction, cfg.ip_tail_scale, 1.0)
     return {
         "tracked": tracked, "pt_trk": pt_trk, "r_prod": r_prod,
-        "d0": d0_true + s0 * g[1], "dz": dz_true + sz * g[2], "d0Err": s0, "dzErr": sz,
+        "d0": d0_true + tail * s0 * g[1], "dz": dz_true + tail * sz * g[2], "d0Err": s0, "dzErr": sz,
         "trkChi2": np.floor(rng.chisquare(8, n) / 8.0 * (1.0 + 2.0 * (r_prod > cfg.pixel_l1_radius))),
         "lostInnerHits": lih,
         "details": pt_trk > cfg.track_details_pt,
@@ -139,13 +142,19 @@ def reconstruct_vertices(event: np.ndarray, vertex: np.ndarray, good_track: np.n
 
 def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, dz_err: np.ndarray,
                      d0_sig: np.ndarray, vertex_z: np.ndarray, vertex_reco: np.ndarray, n_vertices: np.ndarray,
-                     cfg: DetectorConfig = NOMINAL, fit_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     cfg: DetectorConfig = NOMINAL, fit_ok: np.ndarray | None = None, d0: np.ndarray | None = None,
+                     eta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(associated vertex index within the event, -1 for none; pvAssocQuality) per track.
 
     ``z_trk``: measured z of the track at the beam line (cm); ``vertex_z``: flat (as in
     ``reconstruct_vertices``) true vertex z (cm); ``d0_sig``: |d0| / sigma_d0; ``fit_ok``: the
-    track passes the vertex-fit selection (all do when None). Tracks in no fit are associated by dz
-    (5 compatible, 1 closest), which is how soft pileup tracks end up in CHS jets.
+    track passes the vertex-fit selection (all do when None); ``d0`` (cm) and ``eta`` (0 when None).
+    Tracks in no fit are associated by dz (5 compatible, 1 closest), which is how soft pileup tracks
+    end up in CHS jets. In between comes PrimaryVertexAssignment's b-track recovery (4): a track with a
+    small dz error, within ``btag_dz`` in z and ``btag_dxy`` in xy of the closest vertex, and whose
+    impact there, sqrt(d0^2 + (dz / cosh eta)^2), is below ``btag_axis`` (CMS: its distance to the axis
+    of a nearby jet through that vertex; the jets are not known yet here, and a jet constituent runs
+    nearly along its jet's axis).
     """
     off = np.concatenate([[0], np.cumsum(n_vertices)])
     own = off[event] + vertex
@@ -162,7 +171,6 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     dlo, dhi = np.abs(x - code[lo]), np.abs(x - code[hi])
     near = np.where(dlo <= dhi, vid[lo], vid[hi])
     dz_near = np.minimum(dlo, dhi)
-    dz_pv = np.abs(z_trk - vertex_z[off[event]])
     sig_own = np.abs(z_trk - vertex_z[own]) / np.maximum(dz_err, 1e-6)
     prompt = d0_sig < 3.0
     in_fit = vertex_reco[own] & prompt & (sig_own < cfg.fit_dz_sig)
@@ -171,10 +179,13 @@ def associate_tracks(event: np.ndarray, vertex: np.ndarray, z_trk: np.ndarray, d
     tight = sig_own < cfg.tight_dz_sig
     err = np.maximum(dz_err, 1e-6)
     near_compat = (dz_near < cfg.compat_dz) & (dz_near / err < cfg.compat_dz_sig) & (err < cfg.compat_dz_err)
-    btag = ~prompt & (dz_pv < 5 * cfg.compat_dz)
+    d0 = np.zeros(len(z_trk)) if d0 is None else np.abs(d0)
+    sin_theta = 1.0 / np.cosh(np.zeros(len(z_trk)) if eta is None else eta)
+    btag = ((err < cfg.compat_dz_err) & (dz_near < cfg.btag_dz) & (d0 < cfg.btag_dxy)
+            & (np.hypot(d0, dz_near * sin_theta) < cfg.btag_axis))
     quality = np.select([in_fit & tight, in_fit, near_compat, btag, dz_near < 1.0],
                         [Q_FIT_TIGHT, Q_FIT_LOOSE, Q_DZ, Q_BTAG, Q_OTHER_DZ], Q_NOT_RECO)
-    assoc = np.select([in_fit, near_compat, btag, quality >= Q_OTHER_DZ], [own, near, off[event], near], -1)
+    assoc = np.select([in_fit, near_compat | btag, quality >= Q_OTHER_DZ], [own, near, near], -1)
     assoc_local = np.where(assoc >= 0, assoc - off[event], -1)
     return assoc_local.astype(np.int64), quality.astype(np.int32)
 

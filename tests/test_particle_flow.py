@@ -1,6 +1,8 @@
 """Physics of the particle-flow detector: calorimeter clustering, PF calibration, PFNano conventions."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -221,3 +223,69 @@ def test_impact_resolution_like_real_pfnano_and_worse_without_inner_hits():
     scale = lost_hit_scale(np.array([-1, 0, 1, 2, -1]), np.array([0.0, 0.0, 0.0, 0.0, 29.0]))
     assert scale.tolist() == [1.0, 1.5, 3.0, 40.0, 11.0]
     assert sz[1] * scale[3] > 0.05
+
+
+def test_photon_conversions_follow_the_material_and_lose_soft_legs():
+    """More conversions where the tracker has more material; a converted 0.6 GeV photon mostly loses
+    its legs (they curl up before the ECAL), a 50 GeV one keeps both, bent apart in phi by charge."""
+    from samples.detector import NOMINAL, photon_conversions
+    from samples.material import conversion_probability, tracker_material
+
+    n = 20_000
+    rng = np.random.default_rng(5)
+    for eta, want in ((0.0, conversion_probability(tracker_material(0.0))),
+                      (1.4, conversion_probability(tracker_material(1.4)))):
+        cv = photon_conversions(np.full(n, 10.0), np.full(n, eta), np.zeros(n), np.ones(n, bool), rng)
+        assert cv["conv"].mean() == pytest.approx(want, abs=0.015)
+    assert conversion_probability(tracker_material(1.4)) > 2 * conversion_probability(tracker_material(0.0))
+    soft = photon_conversions(np.full(n, 0.6), np.zeros(n), np.zeros(n), np.ones(n, bool), rng)
+    c = soft["conv"]
+    assert (soft["reach_a"][c] & soft["reach_b"][c]).mean() < 0.2
+    hard = photon_conversions(np.full(n, 50.0), np.zeros(n), np.zeros(n), np.ones(n, bool), rng)
+    c = hard["conv"] & (hard["share"] > 0.3) & (hard["share"] < 0.7)
+    assert (hard["reach_a"][c] & hard["reach_b"][c]).all()
+    assert np.all(hard["phi_a"][c] < 0) and np.all(hard["phi_b"][c] > 0)   # + bends to -phi, - to +phi
+    off = photon_conversions(np.full(10, 10.0), np.zeros(10), np.zeros(10), np.ones(10, bool), rng,
+                             replace(NOMINAL, photon_conversions=False))
+    assert not off["conv"].any()
+
+
+def test_endcap_seeds_need_transverse_energy():
+    """CMS's EE seeding asks for 0.15 GeV of transverse energy too: 1 GeV at eta 2.9 (pT 0.11) seeds no
+    cluster, the same energy at eta 1.6 (pT 0.39) does."""
+    from samples.calorimeter import calorimeter_clusters
+    from samples.detector import EE
+
+    rng = np.random.default_rng(3)
+    eta = np.array([1.6, 2.9])
+    w = np.stack([np.full(2, 1.0), np.full(2, 1.0)], axis=1)
+    _, cl = calorimeter_clusters(replace(EE, noise=1e-6, miscalibration=0.0), np.array([0, 1]), eta,
+                                 np.zeros(2), w, rng)
+    assert cl["event"].tolist() == [0]
+
+
+def test_b_track_recovery_gives_quality_4():
+    """PrimaryVertexAssignment's b-track recovery: not dz-compatible (more than 5 sigma) but within 1 mm of
+    the closest vertex and with a small impact -> 4, assigned to that vertex; too far in dxy -> 1."""
+    from samples.tracking import associate_tracks
+
+    vertex_z = np.array([0.0, 1.0])
+    z_trk = np.array([0.04, 0.04, 0.04])                   # 400 um from the PV, 40 sigma
+    d0 = np.array([0.01, 0.2, 0.01])
+    dz_err = np.array([0.001, 0.001, 0.08])
+    assoc, q = associate_tracks(np.zeros(3, np.int64), np.zeros(3, np.int64), z_trk, dz_err, np.full(3, 5.0),
+                                vertex_z, np.ones(2, bool), np.array([2]), d0=d0, eta=np.zeros(3))
+    assert q.tolist() == [4, 1, 1] and assoc.tolist() == [0, 0, 0]
+
+
+def test_no_decays_beyond_the_calorimeter():
+    """K0S and Lambda decay in flight only inside the ECAL surface; beyond it they reach the calorimeter."""
+    from samples.detector import NOMINAL
+    from samples.pythia_gen import generate_events
+
+    evs = generate_events("qcd", 40, 8)
+    r = np.concatenate([np.hypot(e["vx"], e["vy"]) for e in evs])
+    z = np.abs(np.concatenate([e["vz"] for e in evs]))
+    pid = np.abs(np.concatenate([e["pdgId"] for e in evs]))
+    assert r.max() < 1000 * NOMINAL.ecal_radius and z.max() < 1000 * NOMINAL.ecal_z
+    assert np.isin(pid, (310, 3122)).sum() > 10            # long-lived ones left undecayed
