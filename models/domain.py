@@ -58,19 +58,30 @@ def _float32_bounds(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndar
     return lo32.astype(np.float32), hi32.astype(np.float32)
 
 
+#: rows compared at a time (the comparison masks of a block stay in cache)
+OUTSIDE_ROWS = 16384
+
+
 def _rows_outside(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Bool per row of ``values`` (n, F): any value below ``lo`` or above ``hi`` (float32 compared exactly).
 
     The rows are found from the few values outside (``flatnonzero``), not by a reduction along each
-    short row, which costs more than the comparisons."""
+    short row, which costs more than the comparisons; ``OUTSIDE_ROWS`` rows at a time."""
     if values.dtype == np.float32:
         lo, hi = _float32_bounds(lo, hi)
     else:
         values = np.asarray(values, np.float64)
-    outside = values < lo
-    outside |= values > hi
     rows = np.zeros(len(values), dtype=bool)
-    rows[np.flatnonzero(outside.reshape(-1)) // max(values.shape[1], 1)] = True
+    width = max(values.shape[1], 1)
+    values = np.ascontiguousarray(values).reshape(-1)
+    step = OUTSIDE_ROWS * width
+    # bounds repeated along a block: flat 1-D comparisons (a (rows, F) broadcast runs F-long inner loops)
+    lo_rows, hi_rows = np.tile(lo, OUTSIDE_ROWS), np.tile(hi, OUTSIDE_ROWS)
+    for first in range(0, len(values), step):
+        block = values[first:first + step]
+        outside = block < lo_rows[:len(block)]
+        outside |= block > hi_rows[:len(block)]
+        rows[(first + np.flatnonzero(outside)) // width] = True
     return rows
 
 
@@ -83,9 +94,8 @@ def out_of_domain(features: dict[str, ak.Array], manifest: dict) -> np.ndarray:
         counts = ak.to_numpy(ak.num(values, axis=1)).astype(np.int64)
         lo, hi = feature_bounds(manifest, coll)
         flat = np.asarray(ak.to_numpy(ak.flatten(values, axis=None))).reshape(int(counts.sum()), len(lo))
-        row_bad = _rows_outside(flat, lo, hi)
-        jet_of = np.repeat(np.arange(len(counts)), counts)
-        bad |= np.bincount(jet_of[row_bad], minlength=len(counts)).astype(bool)
+        row_bad = np.flatnonzero(_rows_outside(flat, lo, hi))
+        bad[np.searchsorted(np.cumsum(counts), row_bad, side="right")] = True  # the jets of the rows outside
     return bad
 
 

@@ -82,8 +82,22 @@ def event_rho(events: ak.Array, required: bool = True) -> ak.Array:
 
 
 def wrap_phi(dphi):
-    """Azimuthal difference wrapped to [-pi, pi) (rad); numpy or awkward."""
-    return (dphi + np.pi) % (2.0 * np.pi) - np.pi
+    """Azimuthal difference wrapped to [-pi, pi) (rad); numpy or awkward.
+
+    A float64 numpy array of more than a few values is wrapped without the (slow) float modulo, with the
+    same values: for x = dphi + pi in (-2 pi, 4 pi) numpy's ``x % 2 pi`` is x, x + 2 pi (x < 0) or the exact
+    x - 2 pi (x >= 2 pi); any other x (non-finite, far out) takes the modulo.
+    """
+    if not (isinstance(dphi, np.ndarray) and dphi.dtype == np.float64 and dphi.size > 64):
+        return (dphi + np.pi) % (2.0 * np.pi) - np.pi
+    x = dphi + np.pi
+    out = np.where(x < 0.0, x + 2.0 * np.pi, x)
+    np.subtract(x, 2.0 * np.pi, out=out, where=x >= 2.0 * np.pi)
+    far = ~((x > -2.0 * np.pi) & (x < 4.0 * np.pi))  # NaN included
+    if far.any():
+        out[far] = x[far] % (2.0 * np.pi)
+    out -= np.pi
+    return out
 
 
 def delta_r(eta1, phi1, eta2, phi2):

@@ -229,3 +229,26 @@ def test_missing_branch_names_file_and_branch(shared_data, tmp_path):
         read_mljec(str(broken))
     with pytest.raises(BadInputError, match="does not exist"):
         read_mljec(str(tmp_path / "absent.root"))
+
+
+def test_fast_paths_give_the_values_of_the_plain_formulas():
+    """wrap_phi without the float modulo and the block-wise float32 stacking (issue 15): the same values."""
+    import physics.features as features
+
+    rng = np.random.default_rng(3)
+    dphi = np.concatenate([rng.uniform(-2 * math.pi, 2 * math.pi, 5000), rng.uniform(-30, 30, 500),
+                           [np.nan, np.inf, -np.inf, -math.pi, math.pi, 3 * math.pi, -3 * math.pi, 2 * math.pi, -0.0,
+                            np.nextafter(-math.pi, 0.0), np.nextafter(-math.pi, -4.0), -math.pi - 1e-17]])
+    with np.errstate(invalid="ignore"):
+        want = (dphi + math.pi) % (2.0 * math.pi) - math.pi
+        got = wrap_phi(dphi)
+    np.testing.assert_array_equal(got, want)
+    n = 3 * features.STACK_ROWS + 17
+    cols = [rng.normal(size=n), rng.normal(size=n).astype(np.float32), rng.integers(-1, 3, n),
+            rng.normal(size=(n, 2)), features.OneHot(rng.integers(0, 4, n), (1, 3, 0))]
+    cols[0][[5, n - 2]] = [np.nan, np.inf]
+    got = features._stack32(cols, 8)
+    want = np.concatenate([cols[0][:, None], cols[1][:, None], cols[2][:, None], cols[3],
+                           one_hot(cols[4].values, cols[4].categories)], axis=1).astype(np.float32)
+    want[[5, n - 2], 0] = 0.0
+    np.testing.assert_array_equal(got, want)
