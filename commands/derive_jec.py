@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pileup", type=float, default=30.0, help="mean pileup of the PU sample")
     parser.add_argument("--process", default="qcd", help="generator process")
     parser.add_argument("--out", default="outputs/jec", help="folder for the text files")
-    parser.add_argument("--name", default="Caliber_V5_MC", help="era name, Campaign_Era_MC")
+    parser.add_argument("--name", default="Caliber_V6_MC", help="era name, Campaign_Era_MC")
     parser.add_argument("--algorithm", default="AK4PF", help="jet algorithm field of the file names")
     parser.add_argument("--workdir", default="cache/derive_jec", help="where generated samples go")
     parser.add_argument("--fileset-pu", nargs="+", help="existing PU sample (ROOT files or a fileset JSON)")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V5_MC.yaml"
+DERIVED_JEC = ROOT / "samples" / "jec" / "Caliber_V6_MC.yaml"
 SHIPPED_MODEL = ROOT / "models" / "trained" / "deepsets_lite.keras"
 
 

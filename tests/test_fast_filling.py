@@ -93,7 +93,7 @@ def test_add_counts_equals_fill_value_by_value():
     assert reco[{"correction": "L1L2"}].values(flow=True)[1, 3] == plain_reco[{"correction": "L1L2"}].values(flow=True)[1, 3] + 1
 
 
-@pytest.mark.parametrize("config", ["samples/jec/Caliber_V5_MC.yaml", "processors/configs/jec_summer22_puppi.yaml"])
+@pytest.mark.parametrize("config", ["samples/jec/Caliber_V6_MC.yaml", "processors/configs/jec_summer22_puppi.yaml"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_flat_jec_equals_untouched_jetmet_tools(config, dtype):
     """numpy tables, scalar clamps and float64 binning give the jetmet_tools numbers bit for bit."""

@@ -16,9 +16,9 @@ def test_derived_l1l2_closes_on_a_generated_sample(tmp_path):
                       "--out", str(out), "--workdir", str(tmp_path / "work"), "--executor", "futures",
                       "--workers", "2", "--no-progress"])
     assert rc == 0
-    summary = json.loads((out / "Caliber_V5_MC_closure.json").read_text())
+    summary = json.loads((out / "Caliber_V6_MC_closure.json").read_text())
     corrections = summary["closure"]["corrections"]
     assert abs(corrections["L1L2"]["all"] - 1.0) < 0.01
     assert abs(corrections["raw"]["all"] - 1.0) > 0.02  # there was something to correct
     assert corrections["L1L2"]["spread"] > 0.005  # L1L2 does not remove the flavour dependence
-    assert (out / "Caliber_V5_MC.yaml").exists()
+    assert (out / "Caliber_V6_MC.yaml").exists()
