@@ -181,8 +181,56 @@ def pf_figures(files: list[str], outdir: str) -> list[str]:
     return paths
 
 
+def truth_composition(n_events: int = 600, seed: int = 9, pt_range: tuple[float, float] = (50.0, 200.0),
+                      abs_eta_max: float = 1.3, r: float = 0.4) -> dict[str, float]:
+    """Generator-level against reconstructed content of no-pileup QCD jets, as mean shares of the gen jet pT.
+
+    ``n_events`` Pythia events (seed ``seed``) go through the detector; for every anti-kT gen jet in ``pt_range``
+    (GeV) and |eta| < ``abs_eta_max``, the pT within dR < ``r`` of its axis is summed for: generator charged
+    particles, photons and neutral hadrons (K0S and Lambda reaching the calorimeter count as neutral), the charged
+    particles that are tracked, and the PF candidates of each type (charged: hadrons, electrons, muons)."""
+    from samples.generate import _cluster, _flat_particles, _kin, delta_r, mix_pileup
+    from samples.pf_calibration import load_table
+    from samples.pythia_gen import generate_events
+    from samples.reconstruction import kinematics, reconstruct
+
+    hard = generate_events("qcd", n_events, seed)
+    no_pu = []
+    for _ in range(n_events):
+        p = mix_pileup({}, 0, np.random.default_rng(0))
+        p["vertex_z"] = p.pop("vertex_z_mm")
+        no_pu.append(p)
+    parts = _flat_particles(hard, np.zeros(n_events), no_pu)
+    rec = reconstruct(parts, n_events, np.zeros(n_events, dtype=np.int64), seed, load_table())
+    kin = kinematics(parts)
+    tracked = np.zeros(len(kin["pt"]), dtype=bool)
+    tracked[rec["tracks"]["particle"]] = True
+    c = rec["cands"]
+    cid = np.abs(c["pdgId"])
+    visible = ~np.isin(np.abs(parts["pdgId"]), (12, 14, 16))
+    charged, photon = parts["charge"] != 0, np.abs(parts["pdgId"]) == 22
+    masks = {"gen charged": charged, "gen photons": photon, "gen neutral hadrons": ~charged & ~photon,
+             "tracked charged": charged & tracked}
+    reco = {"PF charged": np.isin(cid, TYPES["charged"]), "PF photons": cid == 22, "PF neutral hadrons": cid == 130}
+    rows = []
+    for i, ev in enumerate(hard):
+        sel = (parts["event"] == i) & visible
+        jets, _, _ = _cluster(parts["px"][sel], parts["py"][sel], parts["pz"][sel], parts["e"][sel],
+                              np.zeros(int(sel.sum()), dtype=np.int64), 1, pt_range[0])
+        _, jpt, jeta, jphi, _ = _kin(jets[0])
+        sc = c["event"] == i
+        for k in np.nonzero((jpt > pt_range[0]) & (jpt < pt_range[1]) & (np.abs(jeta) < abs_eta_max))[0]:
+            near = sel & (delta_r(kin["eta"], kin["phi"], jeta[k], jphi[k]) < r)
+            near_c = sc & (delta_r(c["eta"], c["phi"], jeta[k], jphi[k]) < r)
+            rows.append([kin["pt"][near & m].sum() / jpt[k] for m in masks.values()]
+                        + [c["pt"][near_c & m].sum() / jpt[k] for m in reco.values()])
+    mean = np.mean(rows, axis=0) if rows else np.full(len(masks) + len(reco), np.nan)
+    return {"n_jets": len(rows), **{f"{name} / gen jet pT": float(v) for name, v in zip([*masks, *reco], mean)}}
+
+
 __all__ = ["pf_numbers", "pf_figures", "jet_composition", "pfcand_distributions", "pfcand_table", "spectrum_weight",
-           "bootstrap_spread", "merge_distributions", "pfcand_breakdown"]
+           "bootstrap_spread", "merge_distributions", "pfcand_breakdown",
+           "truth_composition"]
 
 
 def save_figure(fig, stem: Path) -> list[str]:

@@ -289,3 +289,17 @@ def test_no_decays_beyond_the_calorimeter():
     pid = np.abs(np.concatenate([e["pdgId"] for e in evs]))
     assert r.max() < 1000 * NOMINAL.ecal_radius and z.max() < 1000 * NOMINAL.ecal_z
     assert np.isin(pid, (310, 3122)).sum() > 10            # long-lived ones left undecayed
+
+
+def test_truth_composition_tracks_part_of_the_charged_pt():
+    """Generator shares add up to about the gen jet pT; tracked charged pT is most, not all, of the charged pT,
+    and PF charged equals the tracked (charged candidates are the tracks)."""
+    from samples.pf_validation import truth_composition
+
+    d = truth_composition(80, 3, pt_range=(30.0, 500.0), abs_eta_max=2.0)
+    assert d["n_jets"] > 20
+    gen = d["gen charged / gen jet pT"] + d["gen photons / gen jet pT"] + d["gen neutral hadrons / gen jet pT"]
+    assert 0.95 < gen < 1.15
+    assert 0.8 * d["gen charged / gen jet pT"] < d["tracked charged / gen jet pT"] < d["gen charged / gen jet pT"]
+    assert d["PF charged / gen jet pT"] == pytest.approx(d["tracked charged / gen jet pT"], rel=0.05)
+    assert 0.15 < d["PF photons / gen jet pT"] < 0.45
