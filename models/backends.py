@@ -6,10 +6,11 @@ Both are ``coffea.ml_tools`` wrappers, so one object is called the same way on e
     y_hat = correction(features)        # features: the ``jet_features`` layout
 
 ``prepare_awkward`` turns the jagged constituent blocks into flat content + counts (what
-``ak.to_numpy`` / dask partitions can carry); ``numpy_call`` pads per batch (to the longest
-jet, capped at the model's ``max_constituents``, hardest constituents kept), runs the model
-through a fixed-signature function (a traced ``tf.function`` / an ORT session) and halves
-the batch on an out-of-memory error. The model is created once per process and path
+``ak.to_numpy`` / dask partitions can carry); ``numpy_call`` caps each jet at the model's
+``max_constituents`` (hardest constituents kept), runs a Keras Deep Sets model on the flat
+constituents (``models.flat_deepsets``: no padding) and any other model padded per batch (to
+the longest jet), through a fixed-signature function (a traced ``tf.function`` / an ORT
+session), and halves the batch on an out-of-memory error. The model is created once per process and path
 (``nonserializable_attribute`` keeps it out of the pickle; a module cache shares it
 between wrapper instances in a worker). The ONNX backend never imports TensorFlow.
 """

@@ -66,8 +66,8 @@ class JetResponseProcessor(processor.ProcessorABC):
         """Corrected pT (GeV) per correction row, flat like ``flat`` (``select_flat_jets``; NaN: no value).
 
         The baseline is the cached jetmet_tools corrector evaluated on the flat columns; the jet
-        features are built once and shared by every model, and so are their padded batches
-        (``models.padding``: a second model with the same inputs costs its inference only). Domain counts go to ``cutflow``; a model
+        features are built once and shared by every model, and so are their capped flat inputs and padded
+        batches (``models.padding``: a second model with the same inputs costs its inference only). Domain counts go to ``cutflow``; a model
         the file cannot feed raises BadInputError, or with ``skip_bad_input`` gives no row and an
         entry in ``skipped``.
         """
