@@ -178,33 +178,32 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
         caps and batch size, which then runs its inference only.
         """
         from models.data import pad_rows
-        from models.padding import PADDED, plan_batches, run_plan, same_inputs
+        from models.padding import padded_entry, plan_batches, run_plan
 
         widths = self.input_widths()
         n = len(blocks[1])
         inputs = tuple(np.asarray(a) for a in (globals_flat,) + blocks)
         key = (tuple(sorted(widths.items())), tuple(sorted(self.max_len.items())), self.batch_size)
-        if PADDED.key != key or not same_inputs(PADDED.inputs, inputs):
-            PADDED.reset(key, inputs, self._flat_inputs(widths, n, globals_flat, blocks))
-        flat = PADDED.flat
+        entry = padded_entry(key, inputs, lambda: self._flat_inputs(widths, n, globals_flat, blocks))
+        flat = entry.flat
         flat_fn = self.flat_function(widths)
         if flat_fn is not None:
             from models.flat_deepsets import predict_flat
 
             return predict_flat(flat_fn, flat, self.batch_size, is_oom=_is_oom)
-        if PADDED.plan is None:
-            PADDED.plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
-        plan = PADDED.plan
+        if entry.plan is None:
+            entry.plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
+        plan = entry.plan
 
         def make_batch(begin: int, stop: int) -> dict[str, np.ndarray]:
-            batch = PADDED.batches.get((begin, stop))
+            batch = entry.batches.get((begin, stop))
             if batch is None:
                 rows = plan.order[begin:stop]
                 batch = {"globals": flat["globals"][rows]}
                 for coll in COLLECTIONS:
                     content, offsets, cap = flat[coll]
                     batch[coll], batch[f"{coll}_mask"] = pad_rows(content, offsets, rows, cap)
-                PADDED.store(begin, stop, batch)
+                entry.store(begin, stop, batch)
             return batch
 
         return run_plan(plan, make_batch, self.run_batch, self.batch_size, is_oom=_is_oom)

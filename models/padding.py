@@ -12,6 +12,7 @@ same inputs, padding caps and batch size costs only its own inference.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,10 +154,29 @@ class PaddedCache:
             self.nbytes += size
 
 
-#: one per process: the padded inputs of the last chunk
+#: one per process: the padded inputs of the last chunk (replaced, never changed in place, when other inputs come)
 PADDED = PaddedCache()
+_LOCK = threading.Lock()
+
+
+def padded_entry(key: tuple, inputs: tuple, make_flat) -> PaddedCache:
+    """The kept entry when ``inputs`` are its inputs with the same ``key``, else a new entry (flat inputs from
+    ``make_flat()``) that becomes the kept one. Safe with threads (dask's threaded scheduler runs partitions at
+    once): each caller keeps working on the entry it got, whatever entry the other threads make current."""
+    global PADDED
+    with _LOCK:
+        entry = PADDED
+    if entry.key == key and same_inputs(entry.inputs, inputs):
+        return entry
+    entry = PaddedCache()
+    entry.reset(key, inputs, make_flat())
+    with _LOCK:
+        PADDED = entry
+    return entry
 
 
 def clear_padded_cache() -> None:
     """Drop the kept padded batches (their memory) once every model of a chunk has run."""
-    PADDED.reset()
+    global PADDED
+    with _LOCK:
+        PADDED = PaddedCache()

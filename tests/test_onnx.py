@@ -201,3 +201,30 @@ def test_onnx_backend_does_not_import_tensorflow(exported):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False False"
+
+
+def test_threads_on_different_inputs_get_their_own_answers(exported):
+    """dask's threaded scheduler runs partitions at once: the inputs kept for a second model
+    (``models.padding.padded_entry``) of one thread never serve another thread's partition."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import awkward as ak
+
+    from models.backends import KerasJetModel, OnnxJetModel
+    from models.padding import clear_padded_cache
+    from models.synthetic import random_jets
+
+    feats, _, _ = random_jets(300, seed=12)
+    parts = [{k: ak.Array(v)[a:a + 100] for k, v in feats.items()} for a in (0, 100, 200)]
+    for wrapper in (OnnxJetModel(exported, batch_size=4096), KerasJetModel(SHIPPED, batch_size=64)):
+        want = []
+        for p in parts:
+            clear_padded_cache()
+            want.append(np.asarray(wrapper(p)))
+        for _ in range(5):
+            clear_padded_cache()
+            with ThreadPoolExecutor(3) as pool:
+                got = list(pool.map(lambda p: np.asarray(wrapper(p)), parts))
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    clear_padded_cache()
