@@ -7,7 +7,8 @@ and curl up below ~0.75 GeV): photons and electrons shower in ECAL; hadrons show
 EM fraction sampled per shower (Groom-like energy-dependent mean, beta-distributed spread,
 species-dependent scale E0, visible energy E - m for baryons and E + m for antibaryons),
 a non-compensating response h/e, about two thirds starting in ECAL, a sampling term and a
-longitudinal leakage growing with energy; muons leave MIP deposits; neutrinos nothing.
+longitudinal leakage growing with energy; muons leave MIP deposits; neutrinos nothing. Photons convert
+in the tracker material (``photon_conversions``): two bent legs, soft legs lost before the ECAL.
 The grids, noise, thresholds and clustering are in ``samples.calorimeter``, the tracker in
 ``samples.tracking``, particle flow in ``samples.particle_flow``.
 """
@@ -217,7 +218,8 @@ def photon_conversions(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, photon:
     tracker's (or the ECAL endcap's) transverse reach; each leg bends from there to the ECAL surface
     (``phi_a``, ``phi_b``) and reaches it only if its helix gets that far out (``reach_a``, ``reach_b``):
     a soft leg curls up in the tracker and its energy is lost to the ECAL clusters, as in CMS, where
-    soft converted photons mostly vanish below the crystal thresholds. Returns per particle ``conv``.
+    soft converted photons mostly vanish below the crystal thresholds. Returns per particle ``conv``, ``share``,
+    ``reach_a``, ``reach_b``, ``phi_a``, ``phi_b``.
     """
     n = len(pt)
     u = rng.random((3, n))
