@@ -155,12 +155,24 @@ def surface_phi(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: np.nda
     """(phi at a calorimeter surface (barrel ``radius``, endcap ``z``, m), reaches it) for a particle
     from the beam line; neutral particles go straight."""
     pt = np.maximum(np.asarray(pt), 1e-6)
-    r_t = np.minimum(radius, z / np.maximum(np.abs(np.sinh(eta)), 1e-9))
-    x = 0.3 * cfg.b_field * r_t / (2.0 * pt)
+    bend, gets_there = helix_bend(pt, transverse_reach(eta, radius, z), cfg)
     q = np.asarray(charge)
-    reaches = (q == 0) | (x < 1.0)
-    dphi = -np.sign(q) * np.arcsin(np.clip(x, 0.0, 1.0))
+    reaches = (q == 0) | gets_there
+    dphi = -np.sign(q) * bend
     return np.mod(phi + dphi + np.pi, 2 * np.pi) - np.pi, reaches
+
+
+def transverse_reach(eta: np.ndarray, radius, z: float) -> np.ndarray:
+    """Transverse distance (m) from the beam line at which a straight line of pseudorapidity ``eta`` meets a
+    calorimeter surface (barrel ``radius``, endcap ``z``, m)."""
+    return np.minimum(radius, z / np.maximum(np.abs(np.sinh(eta)), 1e-9))
+
+
+def helix_bend(pt: np.ndarray, r: np.ndarray, cfg: DetectorConfig = NOMINAL) -> tuple[np.ndarray, np.ndarray]:
+    """(phi turned (rad) by a unit-charge helix of ``pt`` GeV from the beam line out to transverse radius ``r``
+    (m), whether it gets that far out)."""
+    x = 0.3 * cfg.b_field * r / (2.0 * pt)
+    return np.arcsin(np.clip(x, 0.0, 1.0)), x < 1.0
 
 
 def groom_scale(pid: np.ndarray, cfg: DetectorConfig = NOMINAL) -> np.ndarray:
@@ -224,17 +236,15 @@ def photon_conversions(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, photon:
     n = len(pt)
     u = rng.random((3, n))
     conv = photon & (u[0] < conversion_probability(tracker_material(eta))) & cfg.photon_conversions
-    r_t = np.minimum(cfg.ecal_radius, cfg.ecal_z / np.maximum(np.abs(np.sinh(eta)), 1e-9))
+    r_t = transverse_reach(eta, cfg.ecal_radius, cfg.ecal_z)
     r_c = u[1] * np.minimum(cfg.tracker_radius, r_t)
     share = 0.02 + 0.96 * u[2]
-    k = 0.3 * cfg.b_field
     out = {"conv": conv, "share": share}
     for leg, frac, q in (("a", share, 1.0), ("b", 1.0 - share, -1.0)):
         pt_leg = np.maximum(frac * pt, 1e-6)
-        r_curv = pt_leg / k                                       # m
+        r_curv = pt_leg / (0.3 * cfg.b_field)                     # m
         out[f"reach_{leg}"] = np.hypot(r_c, r_curv) + r_curv > r_t
-        bend = (np.arcsin(np.clip(0.5 * k * r_t / pt_leg, 0.0, 1.0))
-                - np.arcsin(np.clip(0.5 * k * r_c / pt_leg, 0.0, 1.0)))
+        bend = helix_bend(pt_leg, r_t, cfg)[0] - helix_bend(pt_leg, r_c, cfg)[0]   # from r_c on to the ECAL
         out[f"phi_{leg}"] = np.mod(phi - q * bend + np.pi, 2 * np.pi) - np.pi
     return out
 
@@ -307,5 +317,5 @@ def calo_deposits(parts: dict, rng: np.random.Generator, cfg: DetectorConfig = N
 
 
 __all__ = ["DETECTOR_VERSION", "DetectorConfig", "NOMINAL", "EB", "EE", "HCAL", "HF", "calo_deposits", "hadron_showers",
-           "photon_conversions",
+           "photon_conversions", "transverse_reach", "helix_bend",
            "em_showers", "mean_em_fraction", "surface_phi", "visible_energy", "groom_scale"]
