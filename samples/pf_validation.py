@@ -195,35 +195,33 @@ def truth_composition(n_events: int = 600, seed: int = 9, pt_range: tuple[float,
     from samples.reconstruction import kinematics, reconstruct
 
     hard = generate_events("qcd", n_events, seed)
-    no_pu = []
-    for _ in range(n_events):
-        p = mix_pileup({}, 0, np.random.default_rng(0))
-        p["vertex_z"] = p.pop("vertex_z_mm")
-        no_pu.append(p)
-    parts = _flat_particles(hard, np.zeros(n_events), no_pu)
+    no_pileup = mix_pileup({}, 0, np.random.default_rng(0))
+    no_pileup["vertex_z"] = no_pileup.pop("vertex_z_mm")
+    parts = _flat_particles(hard, np.zeros(n_events), [no_pileup] * n_events)      # sorted by event
     rec = reconstruct(parts, n_events, np.zeros(n_events, dtype=np.int64), seed, load_table())
     kin = kinematics(parts)
     tracked = np.zeros(len(kin["pt"]), dtype=bool)
     tracked[rec["tracks"]["particle"]] = True
-    c = rec["cands"]
+    c = rec["cands"]                                                                 # sorted by event
     cid = np.abs(c["pdgId"])
     visible = ~np.isin(np.abs(parts["pdgId"]), (12, 14, 16))
     charged, photon = parts["charge"] != 0, np.abs(parts["pdgId"]) == 22
     masks = {"gen charged": charged, "gen photons": photon, "gen neutral hadrons": ~charged & ~photon,
              "tracked charged": charged & tracked}
     reco = {"PF charged": np.isin(cid, TYPES["charged"]), "PF photons": cid == 22, "PF neutral hadrons": cid == 130}
+    jets, _, _ = _cluster(*(parts[k][visible] for k in ("px", "py", "pz", "e")), parts["event"][visible], n_events,
+                          pt_range[0])
+    p_bounds = np.searchsorted(parts["event"], np.arange(n_events + 1))
+    c_bounds = np.searchsorted(c["event"], np.arange(n_events + 1))
     rows = []
-    for i, ev in enumerate(hard):
-        sel = (parts["event"] == i) & visible
-        jets, _, _ = _cluster(parts["px"][sel], parts["py"][sel], parts["pz"][sel], parts["e"][sel],
-                              np.zeros(int(sel.sum()), dtype=np.int64), 1, pt_range[0])
-        _, jpt, jeta, jphi, _ = _kin(jets[0])
-        sc = c["event"] == i
+    for i in range(n_events):
+        _, jpt, jeta, jphi, _ = _kin(jets[i])
+        p_ev, c_ev = slice(p_bounds[i], p_bounds[i + 1]), slice(c_bounds[i], c_bounds[i + 1])
         for k in np.nonzero((jpt > pt_range[0]) & (jpt < pt_range[1]) & (np.abs(jeta) < abs_eta_max))[0]:
-            near = sel & (delta_r(kin["eta"], kin["phi"], jeta[k], jphi[k]) < r)
-            near_c = sc & (delta_r(c["eta"], c["phi"], jeta[k], jphi[k]) < r)
-            rows.append([kin["pt"][near & m].sum() / jpt[k] for m in masks.values()]
-                        + [c["pt"][near_c & m].sum() / jpt[k] for m in reco.values()])
+            near = visible[p_ev] & (delta_r(kin["eta"][p_ev], kin["phi"][p_ev], jeta[k], jphi[k]) < r)
+            near_c = delta_r(c["eta"][c_ev], c["phi"][c_ev], jeta[k], jphi[k]) < r
+            rows.append([kin["pt"][p_ev][near & m[p_ev]].sum() / jpt[k] for m in masks.values()]
+                        + [c["pt"][c_ev][near_c & m[c_ev]].sum() / jpt[k] for m in reco.values()])
     mean = np.mean(rows, axis=0) if rows else np.full(len(masks) + len(reco), np.nan)
     return {"n_jets": len(rows), **{f"{name} / gen jet pT": float(v) for name, v in zip([*masks, *reco], mean)}}
 
