@@ -396,7 +396,7 @@ def jet_features(events, jets, index: np.ndarray | None = None) -> dict[str, ak.
     names = REQUIRED_BRANCHES["PFCands"] + tuple(n for n in OPTIONAL_PFCAND_BRANCHES if n in present)
     flat_pf = {n: _flat(pf[n]) for n in names}
     is_charged = flat_pf["charge"][pf_index] != 0
-    jet_of = np.repeat(np.arange(len(counts)), counts)
+    jet_of = _jet_of(counts)
     ch_counts = np.bincount(jet_of[is_charged], minlength=len(counts))
     ne_counts = counts - ch_counts
     # each collection gathered once from the candidates, in jet order; neutrals only what they use
