@@ -153,7 +153,10 @@ def compare(jets: dict[str, np.ndarray], pt_l1l2: np.ndarray, pt_gen_min: float 
 
 
 def main(args: argparse.Namespace) -> int:
-    jets = read_jets(list(args.fileset))
+    from execution.runner import quiet_schema_notes
+
+    with quiet_schema_notes():
+        jets = read_jets(list(args.fileset))
     res = compare(jets, l1l2(jets, args.jec), args.pt_gen_min)
     print(f"gen-matched jets: {res['n_train']} fit (even events), {res['n_test']} test "
           f"(odd events, pt_gen > {args.pt_gen_min:g} GeV, |eta_gen| < 2.5)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import numbers
 import time
 from pathlib import Path
 
@@ -139,21 +140,47 @@ def default_output(name: str) -> Path:
     return Path("outputs") / f"{name}.coffea"
 
 
-def print_summary(out: dict, metrics: dict, seconds: float, path: Path, console=None) -> None:
-    """One screen: events, jets, chunks, time, rate, anything skipped."""
-    from rich.console import Console
+MAX_DATASET_COLUMNS = 6
+
+
+def cutflow_table(cutflow: dict, title: str):
+    """The cutflow as a rich table: one row per counter, one column per dataset, plus their sum when there is more
+    than one (the sum alone past ``MAX_DATASET_COLUMNS`` datasets; every dataset stays in ``out["cutflow"]``).
+    Counters go down the rows because each model adds four of them: as columns, a few models squeezed every
+    header and number to an ellipsis."""
     from rich.table import Table
+
+    datasets = sorted(cutflow)
+    keys = sorted({k for c in cutflow.values() for k in c}, key=lambda k: (k != "events", not k.startswith("jets"), k))
+    shown = datasets if len(datasets) <= MAX_DATASET_COLUMNS else []
+    total = len(datasets) > 1
+    table = Table(title=title, show_header=True)
+    table.add_column("counter")
+    for ds in shown:
+        table.add_column(ds, justify="right")
+    if total:
+        table.add_column(f"all {len(datasets)} datasets", justify="right")
+    for k in keys:
+        row = [str(cutflow[ds].get(k, "")) for ds in shown]
+        if total:
+            row.append(str(sum(v for ds in datasets if isinstance(v := cutflow[ds].get(k), numbers.Integral))))
+        table.add_row(k, *row)
+    return table
+
+
+def print_summary(out: dict, metrics: dict, seconds: float, path: Path, console=None) -> None:
+    """One screen: events, jets, chunks, time, rate, anything skipped. Written to a file or a pipe (a batch job's
+    log), the console is made as wide as the cutflow table so that nothing in it is cut."""
+    from rich.console import Console
+    from rich.measure import Measurement
 
     console = console or Console()
     cutflow = out.get("cutflow", {})
     events = sum(c.get("events", 0) for c in cutflow.values())
-    table = Table(title=f"caliber run -> {path}", show_header=True)
-    table.add_column("dataset")
-    keys = sorted({k for c in cutflow.values() for k in c}, key=lambda k: (k != "events", k))
-    for k in keys:
-        table.add_column(k, justify="right")
-    for ds, c in sorted(cutflow.items()):
-        table.add_row(ds, *[str(c.get(k, "")) for k in keys])
+    table = cutflow_table(cutflow, f"caliber run -> {path}")
+    if not console.is_terminal:
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, natural)
     console.print(table)
     chunks = metrics.get("chunks", "?")
     processing = float(metrics.get("processing_seconds", seconds))

@@ -13,6 +13,7 @@ a file, not a chunk that fails while it is processed):
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -68,16 +69,23 @@ def chunk_line(dataset: str, filename: str, start: int, stop: int, problem: str)
     return f"{filename}: entries {start}-{stop} (dataset {dataset}) failed: {problem}"
 
 
+@contextlib.contextmanager
+def quiet_schema_notes():
+    """Hide NanoEvents' note about optional cross-references a file lacks (``JetSVs_sVIdx => SV`` ...), which it
+    repeats for every chunk; ``runner.py -v`` (CALIBER_VERBOSE) shows it."""
+    with warnings.catch_warnings():
+        if not os.environ.get("CALIBER_VERBOSE"):
+            warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
+        yield
+
+
 def _guarded_work(skip: bool, work, *args, **kwargs) -> dict:
     """coffea's per-chunk work function, with a failure turned into one line or a listed skip."""
     item = kwargs.get("item") if "item" in kwargs else args[5]
     if isinstance(item, tuple):  # dask sends (item, heavy processor)
         item = item[0]
     try:
-        with warnings.catch_warnings():
-            if not os.environ.get("CALIBER_VERBOSE"):
-                # NanoEvents repeats this for every chunk of a file lacking optional cross-references
-                warnings.filterwarnings("ignore", message="Missing cross-reference index", category=RuntimeWarning)
+        with quiet_schema_notes():
             out = work(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - any failure of one chunk is reported, never lost
         line = chunk_line(item.dataset, item.filename, item.entrystart, item.entrystop, problem_text(err))

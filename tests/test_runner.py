@@ -155,3 +155,42 @@ def test_gpu_resource_annotation_reaches_the_scheduler():
             lambda dask_scheduler: [ws.resources for ws in dask_scheduler.workers.values()])
     assert {"GPU": 1} in restrictions
     assert workers == [{"GPU": 1}]
+
+
+def _summary_text(cutflow: dict, console_kwargs: dict) -> str:
+    import io
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from commands.run import print_summary
+
+    buf = io.StringIO()
+    print_summary({"cutflow": cutflow}, {"chunks": 3, "processing_seconds": 1.0}, 2.0, Path("o.coffea"),
+                  console=Console(file=buf, **console_kwargs))
+    return buf.getvalue()
+
+
+def test_summary_cutflow_with_many_models_is_never_cut_in_a_log_file():
+    # four models add sixteen counters: as columns they were all squeezed to an ellipsis in an 80-column log
+    models = ["DeepSets", "DeepSetsLite", "ParticleNetLite", "DeepSetsLiteRetrained"]
+    cutflow = {ds: {"events": 1000, "jets": 24000 + i, "jets_selected": 24000 + i,
+                    **{f"{m}_{c}": 10 * j + i for j, m in enumerate(models)
+                       for c in ("jets", "out_of_domain", "clipped", "nonfinite")}}
+               for i, ds in enumerate(["qcd_0000", "qcd_0001", "qcd_0002"])}
+    text = _summary_text(cutflow, {"width": 80})
+    assert "…" not in text
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+    assert rows["events"] == ["1000", "1000", "1000", "3000"]
+    assert rows["DeepSetsLiteRetrained_clipped"] == ["30", "31", "32", "93"]
+    assert len(rows) == 3 + 16
+
+
+def test_summary_cutflow_of_many_datasets_shows_their_sum():
+    cutflow = {f"ds{i:02d}": {"events": 10 * i, "jets": i} for i in range(20)}
+    text = _summary_text(cutflow, {"width": 80})
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+    assert rows == {"events": ["1900"], "jets": ["190"]}
+    assert "all 20 datasets" in text
