@@ -80,3 +80,21 @@ def test_coffea_preprocessing_reuses_the_check_and_not_a_changed_file(tmp_path):
     os.utime(files[1], ns=(1, 1))
     assert known_file_metadata(files[1], "Events") is None
     assert prefill_metadata({}, with_tree_names(checked.fileset, "Events")) == 2
+
+
+def test_merged_file_holds_the_inputs_events_in_order(tmp_path):
+    import awkward as ak
+    import uproot
+
+    from samples.writer import merge_files
+
+    inputs = [_write_tiny(tmp_path / f"part{i}.root", n_events=7 + i, seed=10 + i) for i in range(3)]
+    out = tmp_path / "merged.root"
+    assert merge_files(out, inputs) == 7 + 8 + 9
+    with uproot.open(out) as f:
+        merged = f["Events"].arrays()
+        assert set(f["Events"].keys()) == {"event", "fixedGridRhoFastjetAll", "nJet", "Jet_pt", "Jet_eta"}
+    parts = ak.concatenate([uproot.open(p)["Events"].arrays() for p in inputs])
+    for field in ("event", "fixedGridRhoFastjetAll", "nJet", "Jet_pt", "Jet_eta"):
+        assert ak.all(ak.flatten(merged[field], axis=None) == ak.flatten(parts[field], axis=None))
+    assert ak.all(ak.num(merged["Jet_pt"]) == merged["nJet"])
