@@ -154,7 +154,7 @@ def cutflow_table(cutflow: dict, title: str):
     keys = sorted({k for c in cutflow.values() for k in c}, key=lambda k: (k != "events", not k.startswith("jets"), k))
     shown = datasets if len(datasets) <= MAX_DATASET_COLUMNS else []
     total = len(datasets) > 1
-    table = Table(title=title, show_header=True)
+    table = Table(title=title, show_header=True, min_width=len(title))  # the title (the output path) on one line
     table.add_column("counter")
     for ds in shown:
         table.add_column(ds, justify="right")

@@ -194,3 +194,18 @@ def test_summary_cutflow_of_many_datasets_shows_their_sum():
             for line in text.splitlines() if line.startswith("│")}
     assert rows == {"events": ["1900"], "jets": ["190"]}
     assert "all 20 datasets" in text
+
+
+def test_summary_title_with_a_long_output_path_stays_on_one_line():
+    text = _summary_text({"qcd": {"events": 2000, "jets": 48243}}, {"width": 80})
+    assert "caliber run -> o.coffea" in text
+    from commands.run import cutflow_table
+
+    long_title = "caliber run -> /tmp/fresh/main/outputs/main_job.coffea"
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=120).print(cutflow_table({"qcd": {"events": 1}}, long_title))
+    assert long_title in buf.getvalue()
