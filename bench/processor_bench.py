@@ -162,10 +162,13 @@ def main(args: argparse.Namespace) -> int:
           + (" and GPU ([GPU] rows)" if gpu else ""))
     print(f"{'configuration':28s} {'events':>8s} {'proc ev/s':>10s} {'uproot ev/s':>12s} {'ratio':>7s}")
     # every configuration in turn, each run followed by its bare read, ``repeat`` rounds: configurations
-    # compared with each other (2 models / 1 model) see the same load drift; the best of each counts
+    # compared with each other (2 models / 1 model) see the same load drift; the best of each counts. Each round
+    # starts one configuration later, so no configuration always runs right after the light baseline (the first
+    # model row was then the slowest in every run: it found the memory the baseline had given back)
     best: dict[str, list] = {label: [np.inf, np.inf, 0, 0, []] for label, _, _ in configs}
-    for _ in range(max(1, args.repeat)):
-        for label, proc, on_gpu in configs:
+    for round_ in range(max(1, args.repeat)):
+        shift = round_ % len(configs)
+        for label, proc, on_gpu in configs[shift:] + configs[:shift]:
             with device_scope(on_gpu or not gpu):
                 events, t_proc, branches = time_processor(fileset, proc, args.chunksize)
             n_bare, t_read = bare_uproot_read(fileset, branches)

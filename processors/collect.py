@@ -9,6 +9,7 @@ import numpy as np
 from coffea import processor
 
 from core.errors import BadInputError
+from core.memory import keep_freed_memory
 from inputs.shards import DEFAULT_FRACTIONS, empty_output, event_split, shard_name, write_shard
 from physics.features import check_branches, jet_features
 from physics.jets import jet_flavour, matched_gen_jets, raw_pt
@@ -57,6 +58,7 @@ class CollectProcessor(processor.ProcessorABC):
         return jets[keep], gen[keep], pt_raw[keep]
 
     def process(self, events) -> dict:
+        keep_freed_memory()  # once per worker: the next chunk reuses this one's memory (core.memory)
         meta = events.metadata
         dataset = meta.get("dataset", "unknown")
         out = self.empty_output(dataset)

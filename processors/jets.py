@@ -7,6 +7,7 @@ import numpy as np
 from coffea import processor
 
 from core.errors import BadInputError
+from core.memory import keep_freed_memory
 from physics.jec import JECConfig, jec_columns, l1l2_pt_flat
 from physics.jets import (REFERENCE_ROWS, add_counts, count_false, event_rho, flat_numpy as _np, flavour_code,
                           flavour_index, flow_index, jets_at, match_gen_flat, reco_pt_hist, reference_pts,
@@ -135,6 +136,7 @@ class JetResponseProcessor(processor.ProcessorABC):
             raise BadInputError(f"{src}: {err}: the jet processor needs rho") from None
 
     def process(self, events: ak.Array) -> dict:
+        keep_freed_memory()  # once per worker: the next chunk reuses this one's memory (core.memory)
         dataset = events.metadata.get("dataset", "unknown")
         try:
             self.check_file(events)
