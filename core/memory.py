@@ -19,8 +19,8 @@ def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for the next chunk instead of handing it back to the kernel (once
     per process; True when applied). Every chunk allocates the same few GB of temporary arrays again; by default
     arrays over a dynamic threshold are mmapped and unmapped, and the heap top is trimmed (dask's workers trim at
-    64 KiB), so each chunk pays its page faults anew: the jet features of a 5000-event bench file took 13-18%
-    longer (``runner.py bench processor``). Nothing changes where the C library is not glibc (macOS) or where
+    64 KiB), so each chunk pays its page faults anew: ``process()`` of the two 5000-event bench files with Deep Sets
+    lite took 3.3-3.5 s instead of 2.7-2.8 s (README, issue 15). Nothing changes where the C library is not glibc (macOS) or where
     CALIBER_KEEP_FREED_MEMORY=0."""
     global _applied
     if _applied is not None:
