@@ -163,8 +163,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"{'configuration':28s} {'events':>8s} {'proc ev/s':>10s} {'uproot ev/s':>12s} {'ratio':>7s}")
     # every configuration in turn, each run followed by its bare read, ``repeat`` rounds: configurations
     # compared with each other (2 models / 1 model) see the same load drift; the best of each counts. Each round
-    # starts one configuration later, so no configuration always runs right after the light baseline (the first
-    # model row was then the slowest in every run: it found the memory the baseline had given back)
+    # starts one configuration later, so no configuration always runs right after the light baseline (with one
+    # order, the first of two identical model rows was the slower in every run)
     best: dict[str, list] = {label: [np.inf, np.inf, 0, 0, []] for label, _, _ in configs}
     for round_ in range(max(1, args.repeat)):
         shift = round_ % len(configs)
