@@ -20,8 +20,8 @@ def keep_freed_memory() -> bool:
     per process; True when applied). Every chunk allocates the same few GB of temporary arrays again; by default
     arrays over a dynamic threshold are mmapped and unmapped, and the heap top is trimmed (dask's workers trim at
     64 KiB), so each chunk pays its page faults anew: ``process()`` of the two 5000-event bench files with Deep Sets
-    lite took 3.3-3.5 s instead of 2.7-2.8 s (README, issue 15). Nothing changes where the C library is not glibc (macOS) or where
-    CALIBER_KEEP_FREED_MEMORY=0."""
+    lite took 3.3-3.5 s instead of 2.7-2.8 s (README, issue 15). Nothing changes where the C library is not glibc
+    (macOS) or where CALIBER_KEEP_FREED_MEMORY=0."""
     global _applied
     if _applied is not None:
         return _applied

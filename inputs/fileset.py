@@ -191,12 +191,11 @@ def check_fileset(fileset: dict, skip_bad_files: bool, threads: int = PREFLIGHT_
                 continue
             seen[key] = dataset
             todo.append((dataset, path, tree))
-    local = [item for item in todo if "://" not in item[1]]
+    local_items = [(p, t) for _, p, t in todo if "://" not in p]
     remote = [item for item in todo if "://" in item[1]]
-    procs = preflight_processes(len(local), processes)
+    procs = preflight_processes(len(local_items), processes)
     # local files: uproot's TTree reading holds the GIL, so processes or this one, never threads (16 threads
     # checked 200 local files at 0.7-0.9x the speed of one)
-    local_items = [(p, t) for _, p, t in local]
     local_reports = _inspect_in_processes(local_items, procs) if procs > 1 else _inspect_many(local_items)
     reports_of = dict(zip(local_items, local_reports))
     if threads > 1 and len(remote) > 1:  # remote (XRootD, HTTP) files: waiting on the network, threads overlap it

@@ -41,10 +41,11 @@ def merge_files(path: str | Path, inputs: list[str]) -> int:
     events = ak.concatenate([uproot.open(f)["Events"].arrays() for f in inputs])
     prefixes = {k.split("_", 1)[0] for k in events.fields if "_" in k}
     names = {k[1:] for k in events.fields if k.startswith("n") and k[1:] in prefixes}
+    counters = {f"n{n}" for n in names}  # write_events makes them again from the counts
     scalars, collections = {}, {n: {"counts": ak.to_numpy(events[f"n{n}"])} for n in names}
     for k in events.fields:
         prefix, _, field = k.partition("_")
-        if k[1:] in names and k.startswith("n"):
+        if k in counters:
             continue
         if prefix in names and field:
             collections[prefix][field] = ak.to_numpy(ak.flatten(events[k]))

@@ -171,6 +171,12 @@ def _summary_text(cutflow: dict, console_kwargs: dict) -> str:
     return buf.getvalue()
 
 
+def _table_rows(text: str) -> dict[str, list[str]]:
+    """The printed table's body rows: first cell -> the other cells."""
+    return {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
+            for line in text.splitlines() if line.startswith("│")}
+
+
 def test_summary_cutflow_with_many_models_is_never_cut_in_a_log_file():
     # four models add sixteen counters: as columns they were all squeezed to an ellipsis in an 80-column log
     models = ["DeepSets", "DeepSetsLite", "ParticleNetLite", "DeepSetsLiteRetrained"]
@@ -180,8 +186,7 @@ def test_summary_cutflow_with_many_models_is_never_cut_in_a_log_file():
                for i, ds in enumerate(["qcd_0000", "qcd_0001", "qcd_0002"])}
     text = _summary_text(cutflow, {"width": 80})
     assert "…" not in text
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in text.splitlines() if line.startswith("│")}
+    rows = _table_rows(text)
     assert rows["events"] == ["1000", "1000", "1000", "3000"]
     assert rows["DeepSetsLiteRetrained_clipped"] == ["30", "31", "32", "93"]
     assert len(rows) == 3 + 16
@@ -190,8 +195,7 @@ def test_summary_cutflow_with_many_models_is_never_cut_in_a_log_file():
 def test_summary_cutflow_of_many_datasets_shows_their_sum():
     cutflow = {f"ds{i:02d}": {"events": 10 * i, "jets": i} for i in range(20)}
     text = _summary_text(cutflow, {"width": 80})
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]
-            for line in text.splitlines() if line.startswith("│")}
+    rows = _table_rows(text)
     assert rows == {"events": ["1900"], "jets": ["190"]}
     assert "all 20 datasets" in text
 
