@@ -136,9 +136,10 @@ def processor_inputs(args: argparse.Namespace, batch_size: int = 4096) -> tuple[
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_processor_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=None,
                         help="rounds over every configuration, each run followed by its bare read; the best of each "
-                             "counts (robust against other load on the machine, and load drift hits every row alike)")
+                             "counts (robust against other load on the machine, and load drift hits every row alike); "
+                             "default: one round per configuration, so each runs once in every position")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -153,10 +154,13 @@ def main(args: argparse.Namespace) -> int:
                         False))
     if gpu:  # the rows above on the CPU (comparable across versions), these on the GPU
         configs += [(f"{label} [GPU]", proc, True) for label, proc, _ in configs[1:]]
-    # warm-up: imports, JEC stack and model loading happen once per process, not per chunk
+    # warm-up: imports, JEC stack and model loading happen once per process, not per chunk; so does growing the
+    # memory a chunk of the bench's size needs (kept between chunks, core.memory): each configuration runs once over
+    # the first file at the bench's chunk size (with 1000-event chunks the first model row stayed the slower of two
+    # identical model rows in every run)
     for _, proc, on_gpu in configs:
         with device_scope(on_gpu or not gpu):
-            time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=1000)
+            time_processor({k: v for k, v in list(fileset.items())[:1]}, proc, chunksize=args.chunksize)
 
     print("processor throughput on one core (iterative executor), inference device: CPU"
           + (" and GPU ([GPU] rows)" if gpu else ""))
@@ -166,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
     # starts one configuration later, so no configuration always runs right after the light baseline (with one
     # order, the first of two identical model rows was the slower in every run)
     best: dict[str, list] = {label: [np.inf, np.inf, 0, 0, []] for label, _, _ in configs}
-    for round_ in range(max(1, args.repeat)):
+    for round_ in range(max(1, args.repeat or len(configs))):
         shift = round_ % len(configs)
         for label, proc, on_gpu in configs[shift:] + configs[:shift]:
             with device_scope(on_gpu or not gpu):

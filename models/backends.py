@@ -8,9 +8,9 @@ Both are ``coffea.ml_tools`` wrappers, so one object is called the same way on e
 ``prepare_awkward`` turns the jagged constituent blocks into flat content + counts (what
 ``ak.to_numpy`` / dask partitions can carry); ``numpy_call`` caps each jet at the model's
 ``max_constituents`` (hardest constituents kept), runs a Keras Deep Sets model on the flat
-constituents (``models.flat_deepsets``: no padding) and any other model padded per batch (to
-the longest jet), through a fixed-signature function (a traced ``tf.function`` / an ORT
-session), and halves the batch on an out-of-memory error. The model is created once per process and path
+constituents (``models.flat_deepsets``: no padding, blocks counted in constituents) and any other
+model padded per batch of ``batch_size`` jets (to the longest jet), through a fixed-signature
+function (a traced ``tf.function`` / an ORT session), and halves the batch on an out-of-memory error. The model is created once per process and path
 (``nonserializable_attribute`` keeps it out of the pickle; a module cache shares it
 between wrapper instances in a worker). The ONNX backend never imports TensorFlow.
 """
@@ -190,7 +190,7 @@ class JetModelWrapper(nonserializable_attribute, numpy_call_wrapper):
         if flat_fn is not None:
             from models.flat_deepsets import predict_flat
 
-            return predict_flat(flat_fn, flat, self.batch_size, is_oom=_is_oom)
+            return predict_flat(flat_fn, flat, is_oom=_is_oom)
         if entry.plan is None:
             entry.plan = plan_batches({c: np.diff(flat[c][1]) for c in COLLECTIONS}, self.max_len, self.batch_size)
         plan = entry.plan

@@ -126,6 +126,15 @@ def build_report(out: dict, baseline: str = "L1L2", n_boot: int = 200, pt_min: f
     return rep
 
 
+def _value_with_error(stats: dict, key: str) -> str:
+    """``value ± error`` of a pooled region, the value alone without bootstrap (``n_boot=0``), or "no jets" when
+    nothing was filled there (not ``nan ± nan``)."""
+    if not stats["n"]:
+        return "no jets"
+    err = stats[key + "_err"]
+    return f"{stats[key]:.4f} ± {err:.4f}" if np.isfinite(err) else f"{stats[key]:.4f}"
+
+
 def to_markdown(rep: dict) -> str:
     """The report as markdown tables."""
     base = rep["baseline"]
@@ -136,10 +145,9 @@ def to_markdown(rep: dict) -> str:
     untrusted = {c for c, t in rep.get("trust", {}).items() if not t["trusted"]}
     for c in rep["corrections"]:
         p = rep["pooled"][c]
-        row = (f"| {c} | {p['barrel+endcap']['median']:.4f} ± {p['barrel+endcap']['median_err']:.4f} "
-               f"| {p['barrel+endcap']['resolution']:.4f} ± {p['barrel+endcap']['resolution_err']:.4f} "
-               f"| {p['forward']['resolution']:.4f} ± {p['forward']['resolution_err']:.4f} "
-               f"| {rep['flavour'][c]['spread']:.4f} |")
+        row = (f"| {c} | {_value_with_error(p['barrel+endcap'], 'median')} "
+               f"| {_value_with_error(p['barrel+endcap'], 'resolution')} "
+               f"| {_value_with_error(p['forward'], 'resolution')} | {rep['flavour'][c]['spread']:.4f} |")
         if base:
             if c in untrusted:
                 row += " not trusted (see below) | - |"

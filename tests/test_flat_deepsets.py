@@ -97,3 +97,24 @@ def test_only_deepsets_models_run_flat():
     inputs = {"globals": keras.Input((widths["globals"],), name="globals")}
     other = keras.Model(inputs, keras.layers.Dense(1, name="y_hat")(inputs["globals"]))
     assert deepsets_layers(other) is None
+
+
+def test_flat_blocks_count_constituents_and_give_the_same_answer(wrappers):
+    from models.flat_deepsets import flat_block_jets, predict_flat
+    from models.synthetic import random_jets
+
+    flat, _ = wrappers
+    feats, _, _ = random_jets(400, seed=5)
+    widths = flat.input_widths()
+    blocks = [np.asarray(ak.flatten(feats["globals"], axis=None))]
+    for coll in ("charged", "neutral", "sv"):
+        blocks += [np.asarray(ak.flatten(feats[coll], axis=None)), np.asarray(ak.num(feats[coll], axis=1))]
+    inputs = flat._flat_inputs(widths, 400, blocks[0], tuple(blocks[1:]))
+    entries = sum(int(inputs[c][1][-1]) for c in ("charged", "neutral", "sv"))
+    assert entries > 400  # several constituents a jet: blocks of 100 constituents hold fewer than 100 jets
+    assert flat_block_jets(inputs, 100) == max(1, 100 * 400 // entries) < 100
+    assert flat_block_jets(inputs, 10**9) == 400 and flat_block_jets({**inputs, "globals": inputs["globals"][:0]}) == 1
+    fn = flat.flat_function(widths)
+    one_block = predict_flat(fn, inputs, is_oom=lambda err: False, constituents=10**9)
+    many_blocks = predict_flat(fn, inputs, is_oom=lambda err: False, constituents=100)
+    np.testing.assert_allclose(many_blocks, one_block, rtol=0, atol=1e-6)

@@ -119,6 +119,10 @@ def test_pfnano_with_shipped_model_is_finite_sane_and_counted(shared_data, spec)
     assert rep["trust"]["DeepSets"]["counts"]["out_of_domain"] == cut["DeepSets_out_of_domain"]
     md = to_markdown(rep)
     assert "DeepSets" in md and ("NOT TO BE TRUSTED" in md or "out of domain" in md)
+    # this file has no matched jet beyond |eta| 2.5: the summary says so instead of "nan ± nan"
+    assert rep["pooled"]["DeepSets"]["forward"]["n"] == 0
+    summary = [line for line in md.splitlines() if line.startswith("| DeepSets |")][0]
+    assert "nan" not in summary and summary.split("|")[4].strip() == "no jets"
 
 
 # --------------------------------------------------------------------------- reference rows
