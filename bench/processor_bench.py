@@ -135,7 +135,8 @@ def processor_inputs(args: argparse.Namespace, batch_size: int = 4096) -> tuple[
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_processor_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--batch-size", type=int, default=4096,
+                        help="jets per padded batch (a Deep Sets model runs flat, in blocks of ~2^19 constituents)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="rounds over every configuration, each run followed by its bare read; the best of each "
                              "counts (robust against other load on the machine, and load drift hits every row alike); "

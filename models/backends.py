@@ -10,9 +10,9 @@ Both are ``coffea.ml_tools`` wrappers, so one object is called the same way on e
 ``max_constituents`` (hardest constituents kept), runs a Keras Deep Sets model on the flat
 constituents (``models.flat_deepsets``: no padding, blocks counted in constituents) and any other
 model padded per batch of ``batch_size`` jets (to the longest jet), through a fixed-signature
-function (a traced ``tf.function`` / an ORT session), and halves the batch on an out-of-memory error. The model is created once per process and path
-(``nonserializable_attribute`` keeps it out of the pickle; a module cache shares it
-between wrapper instances in a worker). The ONNX backend never imports TensorFlow.
+function (a traced ``tf.function`` / an ORT session), and halves the batch on an out-of-memory error.
+The model is created once per process and path (``nonserializable_attribute`` keeps it out of the
+pickle; a module cache shares it between wrapper instances in a worker). The ONNX backend never imports TensorFlow.
 """
 from __future__ import annotations
 
