@@ -78,14 +78,12 @@ def best(fn, repeat: int) -> float:
 
 
 def threaded_check(fileset: dict, threads: int) -> list:
-    """The previous default on local files: ``inspect_file`` of every file, ``threads`` at a time."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The previous default on local files: ``inspect_file`` of every file, ``threads`` at a time (what
+    ``check_fileset`` still does for remote files)."""
+    from inputs.fileset import inspect_in_threads
 
-    from inputs.fileset import inspect_file
-
-    items = [(path, tree) for entry in fileset.values() for path, tree in entry["files"].items()]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda item: inspect_file(*item), items))
+    return inspect_in_threads([(path, tree) for entry in fileset.values() for path, tree in entry["files"].items()],
+                              threads)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,11 @@ def merge_files(path: str | Path, inputs: list[str]) -> int:
     import awkward as ak
     import uproot
 
-    events = ak.concatenate([uproot.open(f)["Events"].arrays() for f in inputs])
+    parts = []
+    for name in inputs:
+        with uproot.open(name) as f:
+            parts.append(f["Events"].arrays())
+    events = ak.concatenate(parts)
     prefixes = {k.split("_", 1)[0] for k in events.fields if "_" in k}
     names = {k[1:] for k in events.fields if k.startswith("n") and k[1:] in prefixes}
     counters = {f"n{n}" for n in names}  # write_events makes them again from the counts

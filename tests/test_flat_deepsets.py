@@ -106,9 +106,7 @@ def test_flat_blocks_count_constituents_and_give_the_same_answer(wrappers):
     flat, _ = wrappers
     feats, _, _ = random_jets(400, seed=5)
     widths = flat.input_widths()
-    blocks = [np.asarray(ak.flatten(feats["globals"], axis=None))]
-    for coll in ("charged", "neutral", "sv"):
-        blocks += [np.asarray(ak.flatten(feats[coll], axis=None)), np.asarray(ak.num(feats[coll], axis=1))]
+    blocks = [np.asarray(a) for a in flat.prepare_awkward(feats)[0]]  # what coffea.ml_tools hands numpy_call
     inputs = flat._flat_inputs(widths, 400, blocks[0], tuple(blocks[1:]))
     entries = sum(int(inputs[c][1][-1]) for c in ("charged", "neutral", "sv"))
     assert entries > 400  # several constituents a jet: blocks of 100 constituents hold fewer than 100 jets
