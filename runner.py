@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     from core.errors import BadInputError
 
+    from core import interrupt
+
     previous = _sigterm_as_interrupt()
+    previous_hook, sys.unraisablehook = sys.unraisablehook, interrupt.lost_interrupt_hook(sys.unraisablehook)
+    interrupt.clear()
     try:
         return int(module.main(args) or 0)
     except BadInputError as err:
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"caliber {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from core.errors import BadInputError
+from core.interrupt import raise_if_interrupted
 from execution.executors import make_executor
 
 #: keys the guard adds to a chunk's output (removed again after the run)
@@ -84,6 +85,7 @@ def _guarded_work(skip: bool, work, *args, **kwargs) -> dict:
     item = kwargs.get("item") if "item" in kwargs else args[5]
     if isinstance(item, tuple):  # dask sends (item, heavy processor)
         item = item[0]
+    raise_if_interrupted()  # an interrupt swallowed since the last chunk (core.interrupt)
     try:
         with quiet_schema_notes():
             out = work(*args, **kwargs)
@@ -286,6 +288,7 @@ def run_processor(fileset: dict, proc, *, executor: str = "dask", workers: int =
                 started = time.perf_counter()
                 result = runner(chunks, proc, treename=treename, **read_options(named, proc))
                 processing_seconds = time.perf_counter() - started
+                raise_if_interrupted()  # swallowed during the last chunk or by another executor's loop
         except KeyboardInterrupt:
             done = chunks_done(checkpointer, chunks)
             how = ("rerun with the same --checkpoint to resume" if checkpointer is not None
